@@ -17,6 +17,7 @@
   X(lm_op_sigmoid)                               \
   X(lm_op_threshold)                             \
   X(lm_op_to_device)                             \
+  X(lm_op_to_host)                               \
   X(lm_op_phantom)
 
 #define DECLARE(sym) extern const lm_op_desc sym __attribute__((weak));
