@@ -170,7 +170,6 @@ static int repl_piped(lm_host *h, FILE *in) {
 int lm_repl_main(lm_host *h, int argc, char **argv) {
   (void)argc;
   (void)argv;
-  /* The interactive front end (repl_term.c) joins once the build lists it;
-  ** until then a terminal gets the same chunk reader as piped input. */
+  if (isatty(STDIN_FILENO)) return lm_repl_interactive(h);
   return repl_piped(h, stdin);
 }

@@ -33,6 +33,29 @@ int lm_repl_blank(const char *text, size_t len);
 /* Print the error value on top of the stack to stderr and pop it. */
 void lm_repl_report(lua_State *L, const char *prefix);
 
+/* The Lua helpers (repl_lua.c): a table {show = f(...), complete =
+** f(base, sep, partial) -> sorted names} kept in the registry.  init returns
+** 0, or -1 with the message on the stack; get pushes one helper (or nil) and
+** returns its type. */
+#define LM_REPL_REGKEY "lumen.repl"
+int lm_repl_lua_init(lua_State *L);
+int lm_repl_lua_get(lua_State *L, const char *name);
+
+/* History (repl_history.c).  The file's path from $LUMEN_HISTORY or $HOME, or
+** NULL for none (malloc'd).  load: enter the newest max_entries lines of the
+** file into hist and trim the file to them; add: enter a line (without its
+** newline, skipping blanks and repeats) and append it to the file.  Both
+** return 0, or -1 when the file could not be read or written (errno set). */
+typedef struct history History;
+char *lm_repl_history_path(void);
+int lm_repl_history_load(History *hist, const char *path, int max_entries);
+int lm_repl_history_add(History *hist, const char *path, const char *line, size_t len);
+
+/* Tab completion (repl_complete.c): an EditLine function (returns a CC_*
+** code) completing the word before the cursor from L's globals. */
+typedef struct editline EditLine;
+unsigned char lm_repl_complete(EditLine *el, lua_State *L);
+
 /* The interactive REPL (repl_term.c); returns a process exit status. */
 int lm_repl_interactive(lm_host *h);
 
