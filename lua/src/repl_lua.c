@@ -9,7 +9,7 @@
 #include "repl_internal.h"
 
 static const char repl_lua[] =
-    "local G, maxdepth, maxitems = ...\n"
+    "local G = ...\n"
     "local keywords = {}\n"
     "for w in ([[and break do else elseif end false for function goto if in\n"
     "  local nil not or repeat return then true until while]]):gmatch('%a+') do\n"
@@ -18,51 +18,18 @@ static const char repl_lua[] =
     "local function is_name(k)\n"
     "  return type(k) == 'string' and k:match('^[%a_][%w_]*$') ~= nil and not keywords[k]\n"
     "end\n"
-    "local function has_tostring(v)\n"
-    "  local mt = getmetatable(v)\n"
-    "  return type(mt) == 'table' and rawget(mt, '__tostring') ~= nil\n"
-    "end\n"
-    /* Sort keys: numbers first, then strings, then the rest by their text. */
-    "local rank = {number = 1, string = 2}\n"
-    "local function key_less(a, b)\n"
-    "  local ra, rb = rank[type(a)] or 3, rank[type(b)] or 3\n"
-    "  if ra ~= rb then return ra < rb end\n"
-    "  if ra < 3 then return a < b end\n"
-    "  return tostring(a) < tostring(b)\n"
-    "end\n"
-    "local render\n"
-    "local function render_table(t, indent, seen)\n"
-    "  if seen[t] then return '<cycle>' end\n"
-    "  if indent >= maxdepth then return '{...}' end\n"
-    "  seen[t] = true\n"
-    "  local items, n, keys = {}, #t, {}\n"
-    "  for i = 1, n do items[#items + 1] = render(t[i], indent + 1, seen) end\n"
-    "  for k in next, t do\n"
-    "    if not (math.type(k) == 'integer' and k >= 1 and k <= n) then keys[#keys + 1] = k end\n"
-    "  end\n"
-    "  table.sort(keys, key_less)\n"
-    "  for _, k in ipairs(keys) do\n"
-    "    if #items >= maxitems then items[#items + 1] = '...'; break end\n"
-    "    local ks = is_name(k) and k or '[' .. render(k, indent + 1, seen) .. ']'\n"
-    "    items[#items + 1] = ks .. ' = ' .. render(t[k], indent + 1, seen)\n"
-    "  end\n"
-    "  seen[t] = nil\n"
-    "  if #items == 0 then return '{}' end\n"
-    "  local flat = '{' .. table.concat(items, ', ') .. '}'\n"
-    "  if #flat + 2 * indent <= 78 and not flat:find('\\n') then return flat end\n"
-    "  local pad = string.rep('  ', indent + 1)\n"
-    "  return '{\\n' .. pad .. table.concat(items, ',\\n' .. pad) .. '\\n' ..\n"
-    "         string.rep('  ', indent) .. '}'\n"
-    "end\n"
-    "function render(v, indent, seen)\n"
-    "  local tv = type(v)\n"
-    "  if tv == 'string' then return indent == 0 and v or string.format('%q', v) end\n"
-    "  if tv == 'table' and not has_tostring(v) then return render_table(v, indent, seen) end\n"
-    "  return tostring(v)\n"
-    "end\n"
+    /* Values print through the prelude's lumen.pretty (tables expanded,
+    ** tensors as their one-line summary); strings print as they are, as in
+    ** lua.c's REPL. */
     "local function show(...)\n"
+    "  local lm = rawget(G, 'lumen')\n"
+    "  local pretty = type(lm) == 'table' and rawget(lm, 'pretty')\n"
+    "  if type(pretty) ~= 'function' then pretty = tostring end\n"
     "  local out = {}\n"
-    "  for i = 1, select('#', ...) do out[i] = render((select(i, ...)), 0, {}) end\n"
+    "  for i = 1, select('#', ...) do\n"
+    "    local v = (select(i, ...))\n"
+    "    out[i] = type(v) == 'string' and v or pretty(v)\n"
+    "  end\n"
     "  print(table.concat(out, '\\t'))\n"
     "end\n"
     /* Completion: the value named by a dotted path, then the names it offers:
@@ -130,9 +97,7 @@ int lm_repl_lua_init(lua_State *L) {
   if (luaL_loadbufferx(L, repl_lua, sizeof repl_lua - 1, "=repl", "t") != LUA_OK)
     return -1;
   lua_pushglobaltable(L);
-  lua_pushinteger(L, 4);   /* nesting shown before "{...}" */
-  lua_pushinteger(L, 100); /* items shown per table before "..." */
-  if (lua_pcall(L, 3, 1, 0) != LUA_OK) return -1;
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) return -1;
   lua_setfield(L, LUA_REGISTRYINDEX, LM_REPL_REGKEY);
   return 0;
 }
