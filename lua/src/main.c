@@ -1,0 +1,212 @@
+/*
+** The `lumen` command: run scripts, the REPL, and the op reference.
+*/
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <uv.h>
+
+#include "host.h"
+
+static const char usage[] =
+    "usage: lumen [options] [command] [arguments]\n"
+    "\n"
+    "commands:\n"
+    "  run SCRIPT [ARGS...]  run a Lua script as a managed coroutine; its\n"
+    "                        arguments are in `arg` (arg[0] is the script)\n"
+    "  repl                  interactive prompt (the default with no command)\n"
+    "  ops [NAME]            list every op with its summary, or describe one\n"
+    "  SCRIPT.lua [ARGS...]  short for `run SCRIPT.lua [ARGS...]`\n"
+    "\n"
+    "options:\n"
+    "  -j N, --threads N     compute threads (default: number of cores)\n"
+    "  --sync                debug mode: run every kernel inline on the loop thread\n"
+    "  --no-cuda             do not load the CUDA plugin\n"
+    "  --version             print the version\n"
+    "  -h, --help            print this help\n";
+
+static int fail(const char *fmt, const char *arg)
+{
+  fprintf(stderr, "lumen: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\n");
+  return 1;
+}
+
+static int host_or_fail(const lm_config *cfg, lm_host **h)
+{
+  int st = lm_host_new(cfg, h);
+  if (st < 0) {
+    fprintf(stderr, "lumen: cannot start the engine: %s (%s)\n",
+            lm_status_string(st), lm_status_name(st));
+    return 1;
+  }
+  return 0;
+}
+
+/* Ctrl-C during `lumen run`: the first cancels the running op and raises
+** "interrupted" in the script; a second one ends the process. */
+static void on_sigint(uv_signal_t *sig, int signum)
+{
+  lm_host *h = sig->data;
+  static int count;
+  if (++count > 1) {
+    uv_signal_stop(sig);
+    signal(SIGINT, SIG_DFL);
+    raise(SIGINT);
+    return;
+  }
+  (void)signum;
+  lm_host_interrupt(h);
+}
+
+static int cmd_run(const lm_config *cfg, int argc, char **argv, const char *self)
+{
+  if (argc < 1) return fail("%s", "run: no script given (lumen run SCRIPT [ARGS...])");
+  const char *script = argv[0];
+  lm_host *h;
+  if (host_or_fail(cfg, &h)) return 1;
+  lua_State *L = lm_host_lua(h);
+
+  /* arg as lua.c builds it: arg[0] the script, arg[1..] its arguments,
+  ** arg[-1] the interpreter. */
+  lua_createtable(L, argc, 2);
+  lua_pushstring(L, self);
+  lua_rawseti(L, -2, -1);
+  for (int i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i);
+  }
+  lua_setglobal(L, "arg");
+
+  int rc = 0;
+  if (luaL_loadfile(L, script) != LUA_OK) {
+    fprintf(stderr, "lumen: %s\n", lua_tostring(L, -1));
+    lm_host_free(h);
+    return 1;
+  }
+  luaL_checkstack(L, argc, "too many arguments");
+  for (int i = 1; i < argc; i++) lua_pushstring(L, argv[i]);
+
+  uv_signal_t sig;
+  uv_signal_init(lm_engine_loop(lm_host_engine(h)), &sig);
+  sig.data = h;
+  uv_signal_start(&sig, on_sigint, SIGINT);
+  uv_unref((uv_handle_t *)&sig); /* never keeps the loop alive by itself */
+
+  if (lm_host_call(h, argc - 1, 0) != LUA_OK) {
+    fprintf(stderr, "lumen: %s\n", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    rc = 1;
+  }
+  if (lm_host_drain(h) != 0) rc = 1;
+
+  uv_close((uv_handle_t *)&sig, NULL);
+  lm_engine_run(lm_host_engine(h), 2); /* let the close complete */
+  lm_host_free(h);
+  return rc;
+}
+
+/* Call lumen.<fn>(name) in the host and print the text it returns. */
+static int print_from_prelude(lm_host *h, const char *fn, const char *name)
+{
+  lua_State *L = lm_host_lua(h);
+  lua_getglobal(L, "lumen");
+  lua_getfield(L, -1, fn);
+  lua_remove(L, -2);
+  int nargs = 0;
+  if (name) {
+    lua_pushstring(L, name);
+    nargs = 1;
+  }
+  if (lm_host_call(h, nargs, 2) != LUA_OK) {
+    fprintf(stderr, "lumen: %s\n", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return 1;
+  }
+  int rc = 0;
+  if (lua_isstring(L, -2)) {
+    fputs(lua_tostring(L, -2), stdout);
+    fputc('\n', stdout);
+  } else {
+    fprintf(stderr, "lumen: %s\n", lua_tostring(L, -1) ? lua_tostring(L, -1) : "no text");
+    rc = 1;
+  }
+  lua_pop(L, 2);
+  return rc;
+}
+
+static int cmd_ops(const lm_config *cfg, int argc, char **argv)
+{
+  if (argc > 1) return fail("%s", "ops: at most one op name");
+  lm_host *h;
+  if (host_or_fail(cfg, &h)) return 1;
+  int rc = argc == 1 ? print_from_prelude(h, "describe", argv[0])
+                     : print_from_prelude(h, "op_list", NULL);
+  lm_host_free(h);
+  return rc;
+}
+
+static int cmd_repl(const lm_config *cfg, int argc, char **argv)
+{
+  lm_host *h;
+  if (host_or_fail(cfg, &h)) return 1;
+  int rc = lm_repl_main(h, argc, argv);
+  lm_host_free(h);
+  return rc;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+  size_t n = strlen(s), m = strlen(suffix);
+  return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+int main(int argc, char **argv)
+{
+  lm_config cfg;
+  lm_config_init(&cfg);
+  int i = 1;
+  for (; i < argc && argv[i][0] == '-'; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      fputs(usage, stdout);
+      return 0;
+    } else if (strcmp(a, "--version") == 0) {
+      printf("lumen %s (%s, libuv %s)\n", LUMEN_VERSION, LUA_RELEASE, uv_version_string());
+      return 0;
+    } else if (strcmp(a, "-j") == 0 || strcmp(a, "--threads") == 0) {
+      if (++i >= argc) return fail("%s needs a number", a);
+      char *end;
+      long n = strtol(argv[i], &end, 10);
+      if (*end || n < 0 || n > 1024) return fail("bad thread count '%s'", argv[i]);
+      cfg.threads = (int)n;
+    } else if (strncmp(a, "-j", 2) == 0 && a[2]) {
+      char *end;
+      long n = strtol(a + 2, &end, 10);
+      if (*end || n < 0 || n > 1024) return fail("bad thread count '%s'", a + 2);
+      cfg.threads = (int)n;
+    } else if (strcmp(a, "--sync") == 0) {
+      cfg.synchronous = true;
+    } else if (strcmp(a, "--no-cuda") == 0) {
+      cfg.no_cuda = true;
+    } else if (strcmp(a, "--") == 0) {
+      i++;
+      break;
+    } else {
+      fprintf(stderr, "lumen: unknown option '%s'\n%s", a, usage);
+      return 2;
+    }
+  }
+  if (i >= argc) return cmd_repl(&cfg, 0, argv + i);
+  const char *cmd = argv[i];
+  if (strcmp(cmd, "run") == 0) return cmd_run(&cfg, argc - i - 1, argv + i + 1, argv[0]);
+  if (strcmp(cmd, "ops") == 0) return cmd_ops(&cfg, argc - i - 1, argv + i + 1);
+  if (strcmp(cmd, "repl") == 0) return cmd_repl(&cfg, argc - i - 1, argv + i + 1);
+  if (ends_with(cmd, ".lua")) return cmd_run(&cfg, argc - i, argv + i, argv[0]);
+  fprintf(stderr, "lumen: unknown command '%s'\n%s", cmd, usage);
+  return 2;
+}
