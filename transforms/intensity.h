@@ -5,6 +5,10 @@
 #include <stdbool.h>
 #include "lumen.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct xf_sir {
   double a_min, a_max, b_min, b_max;
   bool has_b_min, has_b_max, clip;
@@ -23,5 +27,12 @@ typedef struct xf_sir_f32 {
   bool add_b_min, clip_lo, clip_hi;
 } xf_sir_f32;
 void xf_sir_prepare_f32(const xf_sir *p, xf_sir_f32 *f);
+
+/* Read and validate ScaleIntensityRange's options (errors name them). */
+int xf_sir_options(lm_op_ctx *ctx, xf_sir *p, lm_dtype *dt);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

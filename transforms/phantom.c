@@ -27,7 +27,7 @@ static const organ organs[] = {
   {"body: soft tissue", 0, 40, CYLINDER_Z, {0, 0, 0}, {150, 100, BIG}},
   {"lung_lower_lobe_right", 14, -850, ELLIPSOID, {75, -5, 150}, {60, 75, 75}},
   {"lung_lower_lobe_left", 11, -850, ELLIPSOID, {-75, -5, 150}, {60, 75, 75}},
-  {"liver", 5, 60, ELLIPSOID, {70, 10, 45}, {85, 70, 70}},
+  {"liver", 5, 60, ELLIPSOID, {65, 10, 45}, {75, 65, 70}},
   {"gallbladder", 4, 10, ELLIPSOID, {45, 55, 5}, {15, 15, 25}},
   {"stomach", 6, 25, ELLIPSOID, {-55, 45, 50}, {45, 35, 40}},
   {"spleen", 1, 45, ELLIPSOID, {-85, -35, 50}, {30, 45, 55}},
@@ -233,7 +233,7 @@ const lm_op_desc lm_op_phantom = {
     "  0     body: soft tissue       40  cylinder z (0,0)          150 x 100\n"
     "  14    lung_lower_lobe_right -850  ellipsoid  (75,-5,150)    60,75,75\n"
     "  11    lung_lower_lobe_left  -850  ellipsoid  (-75,-5,150)   60,75,75\n"
-    "  5     liver                   60  ellipsoid  (70,10,45)     85,70,70\n"
+    "  5     liver                   60  ellipsoid  (65,10,45)     75,65,70\n"
     "  4     gallbladder             10  ellipsoid  (45,55,5)      15,15,25\n"
     "  6     stomach                 25  ellipsoid  (-55,45,50)    45,35,40\n"
     "  1     spleen                  45  ellipsoid  (-85,-35,50)   30,45,55\n"

@@ -143,7 +143,7 @@ int xf_sir_apply(lm_op_ctx *ctx, lm_tensor *in, lm_tensor *out,
   return xf_iter_run(lm_ctx_engine(ctx), ctx, &it, XF_GRAIN, sir_row, &job);
 }
 
-static int sir_options(lm_op_ctx *ctx, xf_sir *p, lm_dtype *dt)
+int xf_sir_options(lm_op_ctx *ctx, xf_sir *p, lm_dtype *dt)
 {
   memset(p, 0, sizeof *p);
   p->a_min = lm_arg_number(ctx, "a_min");
@@ -166,7 +166,7 @@ static int sir_check(lm_op_ctx *ctx)
 {
   xf_sir p;
   lm_dtype dt;
-  return sir_options(ctx, &p, &dt);
+  return xf_sir_options(ctx, &p, &dt);
 }
 
 static int sir_run(lm_op_ctx *ctx)
@@ -174,7 +174,7 @@ static int sir_run(lm_op_ctx *ctx)
   xf_sir p;
   lm_dtype dt;
   lm_tensor *in = lm_ctx_input(ctx, 0), *out = NULL;
-  int st = sir_options(ctx, &p, &dt);
+  int st = xf_sir_options(ctx, &p, &dt);
   if (st < 0) return st;
   st = lm_tensor_new_like(in, dt, LM_CPU, &out);
   if (st < 0) return lm_ctx_error(ctx, st, "cannot allocate the output");

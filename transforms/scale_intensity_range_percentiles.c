@@ -181,7 +181,7 @@ static int sirp_check(lm_op_ctx *ctx)
 static int sirp_block(lm_op_ctx *ctx, const sirp_opts *o, lm_tensor *in,
                       lm_tensor *out)
 {
-  double q[2] = {o->lower, o->upper}, p[2];
+  double q[2] = {o->lower, o->upper}, p[2] = {NAN, NAN};
   int st = percentiles(ctx, in, q, p);
   if (st < 0) return st;
   xf_sir s = {.a_min = p[0], .a_max = p[1], .b_min = o->b_min,

@@ -1,0 +1,144 @@
+/* liblumen_cuda.so: the CUDA plugin's entry table (engine/src/cuda_plugin.h):
+ * device probing, memory, copies, per-thread streams and kernel
+ * registration.  The engine dlopen()s it; liblumen never links CUDA. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cuda_plugin.h"
+#include "cuda_util.h"
+
+extern "C" int lmc_scale_intensity_range(lm_op_ctx *ctx);
+extern "C" int lmc_argmax(lm_op_ctx *ctx);
+
+/* One stream per executor thread (the engine runs one thread per device). */
+static thread_local cudaStream_t tl_stream;
+static thread_local int tl_device = -1;
+
+static void put_error(char *err, size_t errlen, const char *what,
+                      cudaError_t e)
+{
+  if (err && errlen) snprintf(err, errlen, "%s: %s", what, cudaGetErrorString(e));
+}
+
+cudaStream_t lmc_thread_stream(int device, char *err, size_t errlen)
+{
+  if (tl_stream && tl_device == device) return tl_stream;
+  cudaError_t e = cudaSetDevice(device);
+  if (e == cudaSuccess) {
+    cudaStream_t s;
+    e = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+    if (e == cudaSuccess) {
+      tl_stream = s;
+      tl_device = device;
+      return s;
+    }
+  }
+  put_error(err, errlen, "cannot create a stream", e);
+  return NULL;
+}
+
+int lmc_fail(lm_op_ctx *ctx, const char *what, cudaError_t e)
+{
+  return lm_ctx_error(ctx, LM_ECUDA, "%s: %s (%s)", what, cudaGetErrorString(e),
+                      cudaGetErrorName(e));
+}
+
+static int plugin_init(char *msg, size_t msglen)
+{
+  int n = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    snprintf(msg, msglen, "no CUDA device: %s", cudaGetErrorString(e));
+    cudaGetLastError(); /* clear the sticky-free error state */
+    return 0;
+  }
+  if (n == 0) {
+    snprintf(msg, msglen, "no CUDA device: none found");
+    return 0;
+  }
+  cudaDeviceProp p;
+  e = cudaGetDeviceProperties(&p, 0);
+  if (e != cudaSuccess) {
+    snprintf(msg, msglen, "no CUDA device: %s", cudaGetErrorString(e));
+    return 0;
+  }
+  snprintf(msg, msglen, "%d device%s: %s (sm_%d%d, %.0f GiB)%s", n,
+           n == 1 ? "" : "s", p.name, p.major, p.minor,
+           (double)p.totalGlobalMem / (1024.0 * 1024.0 * 1024.0),
+           n > 1 ? " and others" : "");
+  return n;
+}
+
+static void *plugin_malloc(int device, size_t nbytes)
+{
+  void *p = NULL;
+  if (cudaSetDevice(device) != cudaSuccess) return NULL;
+  /* A non-NULL pointer even for empty tensors. */
+  if (cudaMalloc(&p, nbytes ? nbytes : 1) != cudaSuccess) {
+    cudaGetLastError();
+    return NULL;
+  }
+  return p;
+}
+
+static void plugin_free(int device, void *ptr)
+{
+  if (!ptr) return;
+  cudaSetDevice(device);
+  cudaFree(ptr);
+}
+
+static int copy(int device, void *dst, const void *src, size_t n,
+                cudaMemcpyKind kind, char *err, size_t errlen)
+{
+  cudaError_t e = cudaSetDevice(device);
+  if (e == cudaSuccess) e = cudaMemcpy(dst, src, n, kind);
+  if (e != cudaSuccess) {
+    put_error(err, errlen, "cudaMemcpy", e);
+    return LM_ECUDA;
+  }
+  return LM_OK;
+}
+
+static int plugin_h2d(int device, void *dst, const void *src, size_t n,
+                      char *err, size_t errlen)
+{
+  return copy(device, dst, src, n, cudaMemcpyHostToDevice, err, errlen);
+}
+
+static int plugin_d2h(int device, void *dst, const void *src, size_t n,
+                      char *err, size_t errlen)
+{
+  return copy(device, dst, src, n, cudaMemcpyDeviceToHost, err, errlen);
+}
+
+static int plugin_d2d(int device, void *dst, const void *src, size_t n,
+                      char *err, size_t errlen)
+{
+  return copy(device, dst, src, n, cudaMemcpyDeviceToDevice, err, errlen);
+}
+
+static int plugin_thread_init(int device, char *err, size_t errlen)
+{
+  return lmc_thread_stream(device, err, errlen) ? LM_OK : LM_ECUDA;
+}
+
+static int plugin_register(lm_engine *e)
+{
+  int st = lm_op_set_cuda_kernel(e, "ScaleIntensityRange",
+                                 lmc_scale_intensity_range);
+  if (st >= 0) st = lm_op_set_cuda_kernel(e, "Argmax", lmc_argmax);
+  return st;
+}
+
+static const lm_cuda_api api = {
+  LM_CUDA_ABI,  plugin_init, plugin_malloc,      plugin_free,
+  plugin_h2d,   plugin_d2h,  plugin_d2d,         plugin_thread_init,
+  plugin_register,
+};
+
+extern "C" __attribute__((visibility("default"))) const lm_cuda_api *
+lm_cuda_plugin_entry(int abi)
+{
+  return abi == LM_CUDA_ABI ? &api : NULL;
+}
