@@ -240,7 +240,9 @@ static int term_open(repl_term *t) {
   el_set(t->el, EL_PROMPT, term_prompt);
   el_set(t->el, EL_HIST, history, t->hist);
   el_set(t->el, EL_GETCFN, term_getc);
-  el_set(t->el, EL_ADDFN, "lumen-complete", "Complete a Lua name", term_complete);
+  /* The wide form: libedit keeps these strings as given, where the narrow
+  ** EL_ADDFN leaks its copies. */
+  el_wset(t->el, EL_ADDFN, L"lumen-complete", L"Complete a Lua name", term_complete);
   el_set(t->el, EL_BIND, "^I", "lumen-complete", NULL);
   el_source(t->el, NULL); /* ~/.editrc, as other libedit programs */
 

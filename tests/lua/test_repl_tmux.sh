@@ -76,7 +76,7 @@ line() { tmx send-keys -t "$PANE" -l "$1"; tmx send-keys -t "$PANE" Enter; }
 start_repl() {
   tmx kill-session -t "$PANE" >/dev/null 2>&1
   tmx new-session -d -s "$PANE" -x 160 -y 50 \
-    "env HOME='$WORK' LUMEN_HISTORY='$HIST' TERM=xterm '$LUMEN' repl; echo REPL-EXITED-\$?; sleep 600"
+    "env HOME='$WORK' LUMEN_HISTORY='$HIST' '$LUMEN' repl; echo REPL-EXITED-\$?; sleep 600"
 }
 
 start_repl
@@ -155,7 +155,10 @@ wait_for "line cleared by Ctrl-C is not run" -x '5'
 
 # help(Op) from the prelude.
 line 'help(Argmax)'
-wait_for "help(Argmax) prints the op's doc" -iE 'argmax.*(axis|index|max)|axis'
+wait_for "help(Argmax) names the op" -E '^Argmax: '
+wait_for "help(Argmax) shows how to call it" -E 'call: +Argmax\('
+line 'help("Argmax")'
+wait_count "help(\"Argmax\") works too" 2 -E '^Argmax: '
 
 # Ctrl-C during a long Lua loop, then while a chunk waits on the loop.
 line 'while true do end'
