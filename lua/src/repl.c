@@ -168,8 +168,11 @@ static int repl_piped(lm_host *h, FILE *in) {
 }
 
 int lm_repl_main(lm_host *h, int argc, char **argv) {
-  (void)argc;
-  (void)argv;
+  if (argc > 0) {
+    fprintf(stderr, "lumen repl: unexpected argument '%s' (the REPL takes none; "
+                    "`lumen run SCRIPT` runs a script)\n", argv[0]);
+    return 2;
+  }
   if (isatty(STDIN_FILENO)) return lm_repl_interactive(h);
   return repl_piped(h, stdin);
 }

@@ -73,5 +73,11 @@ printf '%s\n' '#!/usr/bin/env lumen' 'print("from file")' >"$WORK/script.lua"
 run <"$WORK/script.lua"
 check "input redirected from a file" out_is "from file"
 
+# The REPL takes no arguments: say so rather than ignore them.
+"$LUMEN" repl stray.lua </dev/null >"$WORK/out" 2>"$WORK/err"
+status=$?
+check "an argument to repl is refused" test "$status" -eq 2
+check "the refusal names the argument" grep -q "stray.lua" "$WORK/err"
+
 echo "1..$n"
 ((failed == 0))
