@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "transforms.h"
+#include "../../transforms/transforms.h" /* lm_register_builtin_ops */
 
 #define DEFAULT_HOST_CACHE ((size_t)1 << 30)
 
