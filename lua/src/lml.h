@@ -43,6 +43,7 @@ typedef struct lml_ctx {
   int64_t live_tasks;      /* managed coroutines not yet finished */
   int64_t live_boxes;      /* tensor userdata still holding a tensor */
   int npending;            /* jobs and timers in flight (each will call back) */
+  int nclosing;            /* fired timers whose handle is still closing */
   lua_State *helper;       /* a clean thread for the scheduler's own work */
   int64_t gc_threshold;    /* external bytes that trigger a full collection */
 } lml_ctx;
@@ -69,6 +70,10 @@ void lml_tensor_push(lua_State *L, lml_ctx *ctx, lm_tensor *t);
 lm_tensor *lml_tensor_check(lua_State *L, int idx);
 /* The tensor at idx or NULL if idx is not a tensor box (released: raises). */
 lm_tensor *lml_tensor_test(lua_State *L, int idx);
+
+/* The tensor at idx, or NULL (no raise) with *released telling whether
+** idx is a released box. */
+lm_tensor *lml_tensor_peek(lua_State *L, int idx, bool *released);
 
 /* ops.c */
 void lml_ops_open(lua_State *L, int module_idx);

@@ -30,13 +30,18 @@ static const char opfuncs_key = 'f'; /* name -> function */
 static const char opnames_key = 'n'; /* function -> name */
 
 static const char *const arg_type_names[] = {
+  "a number", "an integer", "a boolean", "a string", "a list of numbers"
+};
+
+/* The same without the article, for listings. */
+static const char *const arg_type_words[] = {
   "number", "integer", "boolean", "string", "list of numbers"
 };
 
 static const char *arg_type_name(lm_arg_type t)
 {
   return (unsigned)t < sizeof arg_type_names / sizeof *arg_type_names
-             ? arg_type_names[t] : "?";
+             ? arg_type_names[t] : "a value of an unknown type";
 }
 
 /* ---- structured errors ---- */
@@ -102,6 +107,13 @@ static const lm_arg_desc *find_arg(const lm_op_desc *d, const char *name)
   return NULL;
 }
 
+/* luaL_argerror names the function by how it was reached (an alias, a
+** local, "?" under pcall); the op's own name is clearer and stable. */
+static int op_argerror(lua_State *L, const lm_op_desc *d, int arg, const char *msg)
+{
+  return luaL_error(L, "bad argument #%d to '%s' (%s)", arg, d->name, msg);
+}
+
 static void push_option_names(lua_State *L, const lm_op_desc *d)
 {
   luaL_Buffer B;
@@ -157,18 +169,18 @@ static void check_options(lua_State *L, const lm_op_desc *d, int optidx, int arg
     lua_pushnil(L);
     while (lua_next(L, optidx)) {
       if (lua_type(L, -2) != LUA_TSTRING) {
-        luaL_argerror(L, argpos, lua_pushfstring(L, "option names must be strings, got %s",
+        op_argerror(L, d, argpos, lua_pushfstring(L, "option names must be strings, got %s",
                                                  luaL_typename(L, -2)));
       }
       const char *key = lua_tostring(L, -2);
       const lm_arg_desc *a = find_arg(d, key);
       if (!a) {
         push_option_names(L, d);
-        luaL_argerror(L, argpos, lua_pushfstring(L, "unknown option '%s' (options: %s)",
+        op_argerror(L, d, argpos, lua_pushfstring(L, "unknown option '%s' (options: %s)",
                                                  key, lua_tostring(L, -1)));
       }
       if (!value_fits(L, lua_gettop(L), a->type)) {
-        luaL_argerror(L, argpos, lua_pushfstring(L, "option '%s' must be a %s, got %s",
+        op_argerror(L, d, argpos, lua_pushfstring(L, "option '%s' must be %s, got %s",
                                                  key, arg_type_name(a->type),
                                                  luaL_typename(L, -1)));
       }
@@ -184,7 +196,7 @@ static void check_options(lua_State *L, const lm_op_desc *d, int optidx, int arg
       lua_pop(L, 1);
     }
     if (!present)
-      luaL_argerror(L, argpos, lua_pushfstring(L, "missing required option '%s' (%s)",
+      op_argerror(L, d, argpos, lua_pushfstring(L, "missing required option '%s' (%s)",
                                                a->name, arg_type_name(a->type)));
   }
 }
@@ -352,17 +364,20 @@ static int l_op_call(lua_State *L)
   for (int i = 1; i <= nin; i++) {
     if (i > maxin) {
       if (luaL_testudata(L, i, LML_TENSOR_MT))
-        return luaL_argerror(L, i, lua_pushfstring(L, "too many tensor inputs (at most %d: %s)",
+        return op_argerror(L, d, i, lua_pushfstring(L, "too many tensor inputs (at most %d: %s)",
                                                    maxin, d->inputs ? d->inputs : ""));
-      return luaL_argerror(L, i, lua_pushfstring(L, "options table expected, got %s",
+      return op_argerror(L, d, i, lua_pushfstring(L, "options table expected, got %s",
                                                  luaL_typename(L, i)));
     }
-    in[i - 1] = lml_tensor_test(L, i);
+    bool released;
+    in[i - 1] = lml_tensor_peek(L, i, &released);
+    if (released) return op_argerror(L, d, i, "attempt to use a released tensor");
     if (!in[i - 1])
-      return luaL_typeerror(L, i, LML_TENSOR_MT);
+      return op_argerror(L, d, i, lua_pushfstring(L, LML_TENSOR_MT " expected, got %s",
+                                                  luaL_typename(L, i)));
   }
   if (nin < d->min_inputs)
-    return luaL_argerror(L, nin + 1, lua_pushfstring(L, "tensor input expected (inputs: %s), got %s",
+    return op_argerror(L, d, nin + 1, lua_pushfstring(L, "tensor input expected (inputs: %s), got %s",
                                                      d->inputs ? d->inputs : "",
                                                      luaL_typename(L, nin + 1)));
   check_options(L, d, optidx, optidx ? optidx : nin + 1);
@@ -509,7 +524,8 @@ static int l_op_info(lua_State *L)
     const lm_arg_desc *a = &d->args[i];
     lua_createtable(L, 0, 5);
     set_str(L, "name", a->name);
-    set_str(L, "type", arg_type_name(a->type));
+    set_str(L, "type", (unsigned)a->type < sizeof arg_type_words / sizeof *arg_type_words
+                           ? arg_type_words[a->type] : "?");
     set_str(L, "default", a->def);
     set_str(L, "doc", a->doc);
     lua_pushboolean(L, a->def == NULL);

@@ -146,16 +146,25 @@ lm_job *lml_pending_take(lua_State *L, lml_pending *p)
 static void timer_closed(uv_handle_t *h)
 {
   lml_pending *p = h->data;
-  p->ctx->npending--;
+  p->ctx->nclosing--;
   free(p);
+}
+
+/* Close a timer (fired or stopped): from then on it is no longer pending,
+** only closing. */
+static void timer_close(lml_pending *p)
+{
+  p->done = true;
+  p->ctx->npending--;
+  p->ctx->nclosing++;
+  uv_close((uv_handle_t *)&p->timer, timer_closed);
 }
 
 static void timer_fired(uv_timer_t *h)
 {
   lml_pending *p = h->data;
   lml_task *t = p->task;
-  p->done = true;
-  uv_close((uv_handle_t *)&p->timer, timer_closed);
+  timer_close(p);
   if (p->ctx->closing || !t || t->pending != p) return;
   t->pending = NULL;
   task_resume(t, NULL, 0);
@@ -174,7 +183,7 @@ static bool task_sleep(lml_task *t, lua_State *L, double ms)
     return false;
   }
   p->timer.data = p;
-  t->ctx->npending++; /* until the close callback */
+  t->ctx->npending++; /* until it fires or is stopped */
   uv_timer_start(&p->timer, timer_fired, ms > 0 ? (uint64_t)ms : 0, 0);
   t->pending = p;
   t->state = T_WAIT_TIMER;
@@ -420,7 +429,7 @@ void lml_task_interrupt(lml_task *t, const char *why)
     t->pending = NULL;
     p->task = NULL;
     uv_timer_stop(&p->timer);
-    uv_close((uv_handle_t *)&p->timer, timer_closed);
+    timer_close(p);
     task_resume(t, NULL, 0);
     break;
   }
@@ -547,7 +556,7 @@ static int t_gc(lua_State *L)
       lm_job_cancel(p->job);
     } else if (!p->done) {
       uv_timer_stop(&p->timer);
-      uv_close((uv_handle_t *)&p->timer, timer_closed);
+      timer_close(p);
     }
   }
   if (!lml_task_done(t)) {
@@ -591,7 +600,7 @@ void lml_sched_shutdown(lml_ctx *ctx)
   ctx->closing = true;
   /* Every task was finalized before this (it cancelled its job or closed
   ** its timer); wait for those callbacks so no one writes freed memory. */
-  while (ctx->npending > 0 && ctx->engine) lm_engine_run(ctx->engine, 1);
+  while (ctx->npending + ctx->nclosing > 0 && ctx->engine) lm_engine_run(ctx->engine, 1);
 }
 
 static const luaL_Reg task_methods[] = {

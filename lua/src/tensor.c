@@ -51,6 +51,13 @@ lm_tensor *lml_tensor_test(lua_State *L, int idx)
   return b->t;
 }
 
+lm_tensor *lml_tensor_peek(lua_State *L, int idx, bool *released)
+{
+  lml_box *b = luaL_testudata(L, idx, LML_TENSOR_MT);
+  *released = b && !b->t;
+  return b ? b->t : NULL;
+}
+
 /* Raise the engine's message for a failed tensor call. */
 static int tensor_fail(lua_State *L, lm_tensor *t, int st, const char *what)
 {
