@@ -2,6 +2,7 @@
  * element access.  Large copies are split across the compute threads. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "convert.h"
@@ -44,6 +45,76 @@ static int copy_range(int64_t begin, int64_t end, void *arg)
   return LM_OK;
 }
 
+/* Transposing copies: when the source's fastest dim is not the
+ * destination's, rows read the source with a large stride and every
+ * element costs a cache miss.  Copying in TILE x TILE blocks of the two
+ * fast dims keeps the source lines in cache while they are used. */
+#define TILE 64
+
+typedef struct {
+  copy_job *j;
+  int64_t K, sak, sbk;       /* the source-fast dim (an outer dim) */
+  int nother;                /* the remaining outer dims */
+  int64_t oshape[LM_MAX_DIMS], osa[LM_MAX_DIMS], osb[LM_MAX_DIMS];
+  int64_t ktiles;
+} tile_job;
+
+static int copy_tiles(int64_t begin, int64_t end, void *arg)
+{
+  tile_job *t = arg;
+  copy_job *j = t->j;
+  int64_t n = j->it.inner_n, ia = j->it.inner_a, ib = j->it.inner_b;
+  for (int64_t item = begin; item < end; item++) {
+    int64_t plane = item / t->ktiles, kt = item - plane * t->ktiles;
+    int64_t oa = 0, ob = 0;
+    for (int d = t->nother - 1; d >= 0; d--) {
+      int64_t q = plane / t->oshape[d], r = plane - q * t->oshape[d];
+      oa += r * t->osa[d];
+      ob += r * t->osb[d];
+      plane = q;
+    }
+    int64_t k0 = kt * TILE, k1 = k0 + TILE < t->K ? k0 + TILE : t->K;
+    for (int64_t i0 = 0; i0 < n; i0 += TILE) {
+      int64_t cnt = n - i0 < TILE ? n - i0 : TILE;
+      for (int64_t k = k0; k < k1; k++) {
+        char *d = j->dst + (oa + k * t->sak + i0 * ia) * (int64_t)j->des;
+        const char *s = j->src + (ob + k * t->sbk + i0 * ib) * (int64_t)j->ses;
+        j->cvt(d, ia * (int64_t)j->des, s, ib * (int64_t)j->ses, cnt);
+      }
+    }
+  }
+  return LM_OK;
+}
+
+/* Set up a tiled copy when the source is fastest along an outer dim;
+ * false when a plain row copy is as good. */
+static bool plan_tiles(copy_job *j, tile_job *t)
+{
+  const lm_strided *it = &j->it;
+  int k = -1;
+  for (int d = 0; d < it->nouter; d++)
+    if (llabs(it->sb[d]) < llabs(it->inner_b) && (k < 0 || llabs(it->sb[d]) < llabs(it->sb[k])))
+      k = d;
+  if (k < 0 || it->inner_n < 8) return false;
+  t->j = j;
+  t->K = it->shape[k];
+  t->sak = it->sa[k];
+  t->sbk = it->sb[k];
+  t->nother = 0;
+  int64_t planes = 1;
+  for (int d = 0; d < it->nouter; d++) {
+    if (d == k) continue;
+    t->oshape[t->nother] = it->shape[d];
+    t->osa[t->nother] = it->sa[d];
+    t->osb[t->nother] = it->sb[d];
+    t->nother++;
+    planes *= it->shape[d];
+  }
+  t->ktiles = (t->K + TILE - 1) / TILE;
+  (void)planes;
+  return true;
+}
+
 static bool same_shape(const lm_tensor *a, const lm_tensor *b)
 {
   if (a->ndim != b->ndim) return false;
@@ -84,6 +155,14 @@ int lm_tensor_copy(lm_tensor *dst, const lm_tensor *src)
   j.same = dst->dt == src->dt;
   int64_t total = j.it.rows * j.it.inner_n;
   if (total == 0) return LM_OK;
+  tile_job t;
+  if (plan_tiles(&j, &t)) {
+    int64_t items = j.it.rows / t.K * t.ktiles;
+    int64_t per_item = TILE * j.it.inner_n;
+    int64_t grain = COPY_GRAIN / per_item > 1 ? COPY_GRAIN / per_item : 1;
+    if (total < 2 * COPY_GRAIN) return copy_tiles(0, items, &t);
+    return lm_parallel_for(e, NULL, items, grain, copy_tiles, &t);
+  }
   if (total < 2 * COPY_GRAIN) return copy_range(0, total, &j);
   return lm_parallel_for(e, NULL, total, COPY_GRAIN, copy_range, &j);
 }

@@ -122,11 +122,16 @@ static void test_body_error(void)
 }
 
 /* Cancellation: a kernel whose parallel body cancels its own job. */
-static lm_job *self_job;
+static lm_job *_Atomic self_job;
 static atomic_int chunks_run;
 static int cancel_body(int64_t b, int64_t e, void *arg)
 {
-  if (atomic_fetch_add(&chunks_run, 1) == 0) lm_job_cancel(self_job);
+  if (atomic_fetch_add(&chunks_run, 1) == 0) {
+    /* The handle is stored when lm_call_async returns, maybe after the
+     * kernel started. */
+    while (!atomic_load(&self_job)) usleep(100);
+    lm_job_cancel(atomic_load(&self_job));
+  }
   usleep(2000);
   return LM_OK;
 }
@@ -143,13 +148,14 @@ static void test_cancel(void)
 {
   CHECK_INT(lm_op_register(E, &cancel_op), LM_OK);
   int status = 1;
-  CHECK_INT(lm_call_async(E, "TestSelfCancel", NULL, 0, NULL, on_done, &status, &self_job),
-            LM_OK);
+  lm_job *job;
+  CHECK_INT(lm_call_async(E, "TestSelfCancel", NULL, 0, NULL, on_done, &status, &job), LM_OK);
+  atomic_store(&self_job, job);
   lm_engine_run(E, 0);
   CHECK_INT(status, LM_ECANCELED);
-  CHECK_STR(lm_job_errmsg(self_job), "TestSelfCancel: cancelled");
+  CHECK_STR(lm_job_errmsg(job), "TestSelfCancel: cancelled");
   CHECK(atomic_load(&chunks_run) < 64); /* the rest were skipped */
-  lm_job_release(self_job);
+  lm_job_release(job);
 }
 
 /* ---- the caching allocator ---- */

@@ -367,6 +367,35 @@ static void test_large_copy(void)
   CHECK_INT(bad, 0);
   lm_tensor_release(src);
   lm_tensor_release(dst);
+
+  /* Odd sizes (partial tiles), a 4-d permutation, u8 to f64. */
+  int64_t s4[4] = {3, 67, 45, 33};
+  int perm[4] = {2, 0, 3, 1};
+  lm_tensor *a = make(LM_U8, 4, s4), *p, *c;
+  uint8_t *av = lm_tensor_data(a);
+  for (int64_t k = 0; k < lm_tensor_numel(a); k++) av[k] = (uint8_t)(k * 31 + 7);
+  CHECK_INT(lm_tensor_permute(a, perm, &p), LM_OK);
+  const int64_t *ps = lm_tensor_shape(p);
+  CHECK_INT(lm_tensor_new(E, LM_F64, 4, ps, LM_CPU, &c), LM_OK);
+  CHECK_INT(lm_tensor_copy(c, p), LM_OK);
+  const double *cv = lm_tensor_data(c);
+  bad = 0;
+  int64_t i[4];
+  for (i[0] = 0; i[0] < ps[0]; i[0]++)
+    for (i[1] = 0; i[1] < ps[1]; i[1]++)
+      for (i[2] = 0; i[2] < ps[2]; i[2]++)
+        for (i[3] = 0; i[3] < ps[3]; i[3]++) {
+          /* p[i] = a[j] with j[perm[d]] = i[d] */
+          int64_t j[4];
+          for (int d = 0; d < 4; d++) j[perm[d]] = i[d];
+          int64_t k = ((j[0] * 67 + j[1]) * 45 + j[2]) * 33 + j[3];
+          int64_t o = ((i[0] * ps[1] + i[1]) * ps[2] + i[2]) * ps[3] + i[3];
+          if (cv[o] != (double)(uint8_t)(k * 31 + 7)) bad++;
+        }
+  CHECK_INT(bad, 0);
+  lm_tensor_release(a);
+  lm_tensor_release(p);
+  lm_tensor_release(c);
 }
 
 static void test_stats(void)
