@@ -387,7 +387,7 @@ static void test_large_copy(void)
         for (i[3] = 0; i[3] < ps[3]; i[3]++) {
           /* p[i] = a[j] with j[perm[d]] = i[d] */
           int64_t j[4];
-          for (int d = 0; d < 4; d++) j[perm[d]] = i[d];
+          for (int q = 0; q < 4; q++) j[perm[q]] = i[q];
           int64_t k = ((j[0] * 67 + j[1]) * 45 + j[2]) * 33 + j[3];
           int64_t o = ((i[0] * ps[1] + i[1]) * ps[2] + i[2]) * ps[3] + i[3];
           if (cv[o] != (double)(uint8_t)(k * 31 + 7)) bad++;
