@@ -1,0 +1,111 @@
+/* Times lumen's side of bench/run with lm_call (no Lua, no process start in
+ * the figures).  Prints "median_s min_s" on stdout.
+ *
+ *   bench_nifti load PATH RUNS           LoadNifti(PATH) to float32
+ *   bench_nifti save IN OUT RUNS         SaveNifti of IN (loaded native) to OUT
+ *   bench_nifti scale IN RUNS            ScaleIntensityRange(-1000..1000 -> 0..1,
+ *                                        clip) on IN loaded as float32
+ * Exit 77 when an op is not registered. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lumen.h"
+
+static double now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static lm_engine *E;
+
+static int call(const char *op, lm_tensor *in, lm_params *o, lm_tensor **out)
+{
+  int n = 1;
+  *out = NULL;
+  int st = lm_call(E, op, in ? &in : NULL, in ? 1 : 0, o, out, &n, NULL);
+  if (st < 0) fprintf(stderr, "%s failed: %s\n", op, lm_errmsg(E));
+  return st;
+}
+
+static lm_tensor *load(const char *path, const char *dtype)
+{
+  lm_params *o;
+  lm_params_new(&o);
+  lm_params_set_string(o, "path", path);
+  lm_params_set_string(o, "dtype", dtype);
+  lm_tensor *t;
+  int st = call("LoadNifti", NULL, o, &t);
+  lm_params_free(o);
+  return st < 0 ? NULL : t;
+}
+
+int main(int argc, char **argv)
+{
+  if (argc < 4) {
+    fprintf(stderr, "usage: bench_nifti load PATH RUNS | save IN OUT RUNS | scale IN RUNS\n");
+    return 2;
+  }
+  lm_config cfg;
+  lm_config_init(&cfg);
+  cfg.no_cuda = true;
+  if (lm_engine_new(&cfg, &E) != LM_OK) return 1;
+  const char *mode = argv[1];
+  int runs = atoi(argv[argc - 1]);
+  if (runs < 1) runs = 1;
+  double *t = calloc((size_t)runs, sizeof *t);
+  lm_tensor *img = NULL;
+  lm_params *o = NULL;
+  const char *op = NULL;
+  lm_params_new(&o);
+  if (strcmp(mode, "load") == 0) {
+    op = "LoadNifti";
+    lm_params_set_string(o, "path", argv[2]);
+    lm_params_set_string(o, "dtype", "float32");
+  } else if (strcmp(mode, "save") == 0 && argc == 5) {
+    op = "SaveNifti";
+    img = load(argv[2], "native");
+    lm_params_set_string(o, "path", argv[3]);
+  } else if (strcmp(mode, "scale") == 0) {
+    op = "ScaleIntensityRange";
+    if (!lm_op_find(E, op)) {
+      printf("skip: %s is not registered\n", op);
+      return 77;
+    }
+    img = load(argv[2], "float32");
+    lm_params_set_number(o, "a_min", -1000);
+    lm_params_set_number(o, "a_max", 1000);
+    lm_params_set_number(o, "b_min", 0);
+    lm_params_set_number(o, "b_max", 1);
+    lm_params_set_bool(o, "clip", true);
+  } else {
+    fprintf(stderr, "unknown mode %s\n", mode);
+    return 2;
+  }
+  if (strcmp(mode, "load") != 0 && !img) return 1;
+  /* One warm-up call (page cache, allocator), as the Python side gets. */
+  for (int r = -1; r < runs; r++) {
+    lm_tensor *out;
+    double t0 = now();
+    if (call(op, img, o, &out) < 0) return 1;
+    double dt = now() - t0;
+    lm_tensor_release(out);
+    if (r >= 0) t[r] = dt;
+  }
+  qsort(t, (size_t)runs, sizeof *t, cmp);
+  printf("%.6f %.6f\n", t[runs / 2], t[0]);
+  lm_params_free(o);
+  lm_tensor_release(img);
+  lm_engine_release(E);
+  free(t);
+  return 0;
+}
