@@ -351,6 +351,21 @@ static void test_vox_offset_data(void)
   for (int i = 0; i < 6; i++) CHECK_INT(((uint8_t *)data)[i], tn_value(2, i));
   free(data);
   free(img);
+  /* A vox_offset that is not a multiple of the voxel size (found by the
+   * fuzzer): misaligned voxels, both byte orders. */
+  for (int big = 0; big <= 1; big++) {
+    s = tn_default(64, 3, 2, 1);
+    s.big = big;
+    s.vox_offset = 357;
+    img = tn_image(&s, 0, &len);
+    CHECK_INT(read_buf(img, len, LM_F32, false, &h, &data, &odt, &e), LM_OK);
+    for (int i = 0; i < 6; i++) CHECK_INT(((float *)data)[i] == (float)tn_value(64, i), 1);
+    free(data);
+    CHECK_INT(read_buf(img, len, LM_F32, true, &h, &data, &odt, &e), LM_OK);
+    for (int i = 0; i < 6; i++) CHECK_INT(((double *)data)[i] == tn_value(64, i), 1);
+    free(data);
+    free(img);
+  }
 }
 
 static void test_truncated(void)

@@ -1,6 +1,8 @@
 /* Voxel conversion from a NIfTI storage type (either byte order) to a lumen
  * dtype, with nibabel's scaling.  One loop per (source, destination) pair so
- * the compiler can vectorise the common unswapped cases. */
+ * the compiler can vectorise the common unswapped, aligned cases; swapped or
+ * misaligned voxels (a vox_offset that is not a multiple of the voxel size)
+ * are loaded byte-wise. */
 #include <math.h>
 #include <string.h>
 
@@ -98,7 +100,7 @@ typedef void (*conv_fn)(const void *src, void *dst, int64_t b, int64_t e,
   {                                                                           \
     D *dst = (D *)dstv;                                                       \
     const double slope = cs->slope, inter = cs->inter;                        \
-    if (!cs->swap) {                                                          \
+    if (!cs->swap && (uintptr_t)srcv % _Alignof(S) == 0) {                   \
       const S *src = (const S *)srcv;                                         \
       if (!cs->scaled) {                                                      \
         for (int64_t i = b; i < e; i++) dst[i] = CV(D, src[i]);               \
@@ -114,7 +116,7 @@ typedef void (*conv_fn)(const void *src, void *dst, int64_t b, int64_t e,
     }                                                                         \
     const uint8_t *p = (const uint8_t *)srcv;                                 \
     for (int64_t i = b; i < e; i++) {                                         \
-      S x = load_##SN(p + (size_t)i * sizeof(S), true);                       \
+      S x = load_##SN(p + (size_t)i * sizeof(S), cs->swap);                   \
       if (cs->scaled) {                                                       \
         double v = (double)x;                                                 \
         if (slope != 1.0) v = v * slope;                                      \
