@@ -31,11 +31,12 @@ not_ok() {
   n=$((n + 1))
   failed=$((failed + 1))
   echo "not ok $n - $1"
-  echo "# --- screen ---"
-  screen | sed 's/^/# /'
+  echo "# --- screen (last 40 lines) ---"
+  screen | grep -v '^ *$' | tail -n 40 | sed 's/^/# /'
 }
 
-screen() { tmx capture-pane -p -J -t "$PANE" -S -500 2>/dev/null; }
+# -J joins wrapped lines (and keeps trailing blanks: patterns allow them).
+screen() { tmx capture-pane -p -J -t "$PANE" -S -1000 2>/dev/null; }
 
 # wait_for DESCRIPTION GREP_ARGS...: poll the screen until grep matches.
 wait_for() {
@@ -71,7 +72,29 @@ wait_count() { # wait_count DESCRIPTION N GREP_ARGS...: at least N matches
 }
 
 keys() { tmx send-keys -t "$PANE" "$@"; }
-line() { tmx send-keys -t "$PANE" -l "$1"; tmx send-keys -t "$PANE" Enter; }
+
+# Keys typed while a chunk runs are echoed by the terminal and read again by
+# libedit, and a Ctrl-D typed then is taken by the terminal's line
+# discipline, so the test waits for a fresh empty prompt before going on.
+PROMPT_RE='^(lumen>|  \.\.\.>)'
+prompts() { screen | grep -cE "$PROMPT_RE"; }
+# submit KEYS...: send the keys, then wait for one more prompt, empty.
+submit() {
+  local before
+  before=$(prompts)
+  tmx send-keys -t "$PANE" "$@"
+  local deadline=$((SECONDS + TIMEOUT))
+  while ((SECONDS <= deadline)); do
+    if (($(prompts) > before)) && screen | grep -v '^ *$' | tail -n 1 | grep -qE "$PROMPT_RE *\$"; then
+      return 0
+    fi
+    sleep 0.05
+  done
+  not_ok "prompt back after sending $* (waited ${TIMEOUT}s)"
+  return 1
+}
+# line TEXT: type a line, press Enter, wait for the next prompt.
+line() { tmx send-keys -t "$PANE" -l "$1"; submit Enter; }
 
 start_repl() {
   tmx kill-session -t "$PANE" >/dev/null 2>&1
@@ -136,20 +159,20 @@ keys Tab
 wait_for "Tab completes an op name" -x 'lumen> ScaleIntensityRange'
 keys Tab
 wait_for "second Tab lists the candidates" -F 'ScaleIntensityRangePercentiles'
-keys C-c
+submit C-c
 wait_for "Ctrl-C at the prompt drops the line" -F '^C'
-tmx send-keys -t "$PANE" -l 't:st'
+tmx send-keys -t "$PANE" -l 't:sta'
 keys Tab
 wait_for "Tab completes a tensor method" -x 'lumen> t:stats'
-keys C-c
+submit C-c
 tmx send-keys -t "$PANE" -l 'string.for'
 keys Tab
 wait_for "Tab completes a field after a dot" -x 'lumen> string.format'
-keys C-c
+submit C-c
 tmx send-keys -t "$PANE" -l 'lumen.ScaleIntensityRangeP'
 keys Tab
 wait_for "Tab completes an op in the lumen module" -x 'lumen> lumen.ScaleIntensityRangePercentiles'
-keys C-c
+submit C-c
 line '2 + 3'
 wait_for "line cleared by Ctrl-C is not run" -x '5'
 
@@ -161,15 +184,17 @@ line 'help("Argmax")'
 wait_count "help(\"Argmax\") works too" 2 -E '^Argmax: '
 
 # Ctrl-C during a long Lua loop, then while a chunk waits on the loop.
-line 'while true do end'
+tmx send-keys -t "$PANE" -l 'while true do end'
+keys Enter
 sleep 0.3
-keys C-c
+submit C-c
 wait_for "Ctrl-C interrupts a Lua loop" -F 'interrupted'
 line '1 + 1'
 wait_for "REPL alive after interrupting a loop" -x '2'
-line 'lumen.sleep(120)'
+tmx send-keys -t "$PANE" -l 'lumen.sleep(120)'
+keys Enter
 sleep 0.3
-keys C-c
+submit C-c
 wait_count "Ctrl-C cancels a chunk waiting on the loop" 2 -F 'interrupted'
 line '10 + 1'
 wait_for "REPL alive after cancelling a wait" -x '11'
@@ -183,7 +208,7 @@ start_repl
 wait_for "second session starts" -F 'lumen> '
 keys Up
 wait_for "history survives a restart" -x 'lumen> 10 + 1'
-keys C-c
+submit C-c
 keys C-d
 wait_for "second session exits" -x 'REPL-EXITED-0'
 
