@@ -6,6 +6,7 @@
 ** newest entries (to a temporary name, then renamed).
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,11 +26,21 @@ char *lm_repl_history_path(void) {
   return path;
 }
 
+/* History may hold paths and names worth keeping private: the file is
+** created readable by its owner only, as shells do. */
+static FILE *open_private(const char *path, int flags, const char *mode) {
+  int fd = open(path, flags | O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return NULL;
+  FILE *f = fdopen(fd, mode);
+  if (f == NULL) close(fd);
+  return f;
+}
+
 /* Rewrite path with lines[first..n-1]; a failure leaves the old file. */
 static void history_rewrite(const char *path, char **lines, size_t first, size_t n) {
   char *tmp = NULL;
   if (asprintf(&tmp, "%s.tmp%ld", path, (long)getpid()) < 0) return;
-  FILE *f = fopen(tmp, "w");
+  FILE *f = open_private(tmp, O_TRUNC, "w");
   int ok = f != NULL;
   for (size_t i = first; ok && i < n; i++) ok = fprintf(f, "%s\n", lines[i]) >= 0;
   if (f != NULL && fclose(f) != 0) ok = 0;
@@ -80,7 +91,7 @@ int lm_repl_history_add(History *hist, const char *path, const char *line, size_
   if (!repeat) {
     history(hist, &ev, H_ENTER, entry);
     if (path != NULL) {
-      FILE *f = fopen(path, "a");
+      FILE *f = open_private(path, O_APPEND, "a");
       if (f == NULL || fprintf(f, "%s\n", entry) < 0) rc = -1;
       if (f != NULL && fclose(f) != 0) rc = -1;
     }

@@ -12,6 +12,7 @@ if ! command -v tmux >/dev/null 2>&1; then
   exit 77
 fi
 
+unset TMUX # the test may itself run inside tmux
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/lrepl.XXXXXX") || exit 1
 SOCK="$WORK/tmux.sock" # a private tmux server: nothing to find or leave behind
 PANE=repl
@@ -124,6 +125,18 @@ num='-?[0-9][0-9.e+-]*'
 wait_for "tensor printed with dtype, shape, spacing, orientation, range" \
   -E "tensor<[a-z]+[0-9]* 32x32x16 spacing ${num}x${num}x${num} [LRAPSI]{3} .*range \[${num}, ${num}\]"
 
+# An op that reads a file, at the prompt (values checked against nibabel:
+# shape (122, 101, 30), zooms 3 mm, RAS, min -1100, max 1207).
+CT="${LUMEN_TEST_DATA:-}/ct/totalseg_example_ct_sm.nii.gz"
+if [ -n "${LUMEN_TEST_DATA:-}" ] && [ -r "$CT" ]; then
+  line "ct = LoadNifti{path = '$CT'}"
+  line 'ct'
+  wait_for "a NIfTI file loaded at the prompt prints as a tensor" \
+    -E 'tensor<[a-z]+[0-9]* 122x101x30 spacing 3x3x3 RAS .*range \[-1100, 1207\]'
+else
+  echo "# LUMEN_TEST_DATA/ct not found: skipping the LoadNifti check"
+fi
+
 # Multi-line input: the continuation prompt, then the function works.
 line 'function sq(x)'
 wait_for "continuation prompt" -F '...>'
@@ -149,6 +162,11 @@ keys Enter
 wait_count "recalled line runs again" 2 -x '777'
 if grep -qxF 'function sq(x)' "$HIST" && grep -qxF '7 * 111' "$HIST"; then
   ok "history file written as lines are entered"
+  if [ "$(stat -c %a "$HIST")" = 600 ]; then
+    ok "history file readable by its owner only"
+  else
+    not_ok "history file readable by its owner only (mode $(stat -c %a "$HIST"))"
+  fi
 else
   not_ok "history file written as lines are entered ($(wc -l <"$HIST" 2>/dev/null) lines)"
 fi
@@ -191,11 +209,18 @@ submit C-c
 wait_for "Ctrl-C interrupts a Lua loop" -F 'interrupted'
 line '1 + 1'
 wait_for "REPL alive after interrupting a loop" -x '2'
+tmx send-keys -t "$PANE" -l 'big = Phantom{shape={400,400,400}}'
+keys Enter
+sleep 0.3
+submit C-c
+wait_count "Ctrl-C cancels a running op" 2 -F 'interrupted'
+line 'big == nil'
+wait_for "the cancelled chunk assigned nothing" -x 'true'
 tmx send-keys -t "$PANE" -l 'lumen.sleep(120)'
 keys Enter
 sleep 0.3
 submit C-c
-wait_count "Ctrl-C cancels a chunk waiting on the loop" 2 -F 'interrupted'
+wait_count "Ctrl-C cancels a chunk waiting on a timer" 3 -F 'interrupted'
 line '10 + 1'
 wait_for "REPL alive after cancelling a wait" -x '11'
 
@@ -203,11 +228,19 @@ wait_for "REPL alive after cancelling a wait" -x '11'
 keys C-d
 wait_for "Ctrl-D exits with status 0" -x 'REPL-EXITED-0'
 
-# The next session loads the history file.
+# The next session loads the history file, trimmed to its newest 1000 lines.
+{ for i in $(seq 1 1100); do echo "seed_$i = $i"; done; cat "$HIST"; } >"$WORK/seeded"
+mv "$WORK/seeded" "$HIST"
 start_repl
 wait_for "second session starts" -F 'lumen> '
 keys Up
 wait_for "history survives a restart" -x 'lumen> 10 + 1'
+if [ "$(wc -l <"$HIST")" -eq 1000 ] && [ "$(tail -n 1 "$HIST")" = "10 + 1" ] &&
+  ! grep -qx 'seed_1 = 1' "$HIST"; then
+  ok "history file trimmed to the newest 1000 entries"
+else
+  not_ok "history file trimmed to the newest 1000 entries ($(wc -l <"$HIST") lines)"
+fi
 submit C-c
 keys C-d
 wait_for "second session exits" -x 'REPL-EXITED-0'
