@@ -224,6 +224,12 @@ wait_count "Ctrl-C cancels a chunk waiting on a timer" 3 -F 'interrupted'
 line '10 + 1'
 wait_for "REPL alive after cancelling a wait" -x '11'
 
+# The loop turns while the prompt waits: a spawned coroutine finishes.
+line 'bg = spawn(function() lumen.sleep(0.2); print("background " .. 6 * 7) end)'
+wait_for "a spawned coroutine runs while the prompt waits" -F 'background 42'
+line 'bg:done()'
+wait_for "the spawned coroutine is done" -x 'true'
+
 # Ctrl-D on an empty line leaves with status 0.
 keys C-d
 wait_for "Ctrl-D exits with status 0" -x 'REPL-EXITED-0'
@@ -234,8 +240,8 @@ mv "$WORK/seeded" "$HIST"
 start_repl
 wait_for "second session starts" -F 'lumen> '
 keys Up
-wait_for "history survives a restart" -x 'lumen> 10 + 1'
-if [ "$(wc -l <"$HIST")" -eq 1000 ] && [ "$(tail -n 1 "$HIST")" = "10 + 1" ] &&
+wait_for "history survives a restart" -x 'lumen> bg:done()'
+if [ "$(wc -l <"$HIST")" -eq 1000 ] && [ "$(tail -n 1 "$HIST")" = "bg:done()" ] &&
   ! grep -qx 'seed_1 = 1' "$HIST"; then
   ok "history file trimmed to the newest 1000 entries"
 else
