@@ -299,6 +299,7 @@ int lm_repl_interactive(lm_host *h) {
   banner();
 
   lm_repl_buf chunk = {0};
+  int exit_status = EXIT_SUCCESS;
   for (;;) {
     t.prompt = chunk.len ? PROMPT_MORE : PROMPT_MAIN;
     t.prompt_interrupted = 0;
@@ -311,11 +312,14 @@ int lm_repl_interactive(lm_host *h) {
         lm_repl_buf_reset(&chunk);
         continue;
       }
-      if (count < 0) fprintf(stderr, "lumen: reading the terminal: %s\n", strerror(errno));
+      if (count < 0) {
+        fprintf(stderr, "lumen: reading the terminal: %s\n", strerror(errno));
+        exit_status = EXIT_FAILURE;
+      }
       fputc('\n', stdout);
       break;
     }
-    if (lm_repl_history_add(t.hist, t.hist_path, line, (size_t)count) != 0) {
+    if (lm_repl_history_add(t.hist, t.hist_path, line, (size_t)count) != 0 && t.hist_path) {
       fprintf(stderr, "lumen: cannot write history file %s: %s\n", t.hist_path, strerror(errno));
       free(t.hist_path); /* say it once, then keep history in memory only */
       t.hist_path = NULL;
@@ -340,12 +344,12 @@ int lm_repl_interactive(lm_host *h) {
       lm_repl_buf_reset(&chunk);
       continue;
     }
-    int status = lm_repl_load(t.L, chunk.data, chunk.len, 1, "=stdin");
-    if (lm_repl_incomplete(t.L, status)) {
+    int load = lm_repl_load(t.L, chunk.data, chunk.len, 1, "=stdin");
+    if (lm_repl_incomplete(t.L, load)) {
       lua_pop(t.L, 1);
       continue;
     }
-    if (status == LUA_OK) {
+    if (load == LUA_OK) {
       check_local(chunk.data);
       term_eval(&t);
     } else {
@@ -355,5 +359,5 @@ int lm_repl_interactive(lm_host *h) {
   }
   lm_repl_buf_free(&chunk);
   term_close(&t);
-  return EXIT_SUCCESS;
+  return exit_status;
 }
