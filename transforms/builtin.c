@@ -2,9 +2,6 @@
 #include "lumen.h"
 #include "transforms.h"
 
-/* Weak while the transforms are being written in parallel; made strong when
- * every one of them exists (a missing op must be a link error, not a silent
- * gap). */
 #define OPS(X)                                   \
   X(lm_op_load_nifti)                            \
   X(lm_op_save_nifti)                            \
@@ -20,16 +17,18 @@
   X(lm_op_to_host)                               \
   X(lm_op_phantom)
 
-#define DECLARE(sym) extern const lm_op_desc sym __attribute__((weak));
+#define DECLARE(sym) extern const lm_op_desc sym;
 OPS(DECLARE)
 
 int lm_register_builtin_ops(lm_engine *e)
 {
-#define REGISTER(sym)                                  \
-  if (&sym != NULL) {                                  \
-    int st_ = lm_op_register(e, &sym);                 \
-    if (st_ < 0) return st_;                           \
+  static const lm_op_desc *const ops[] = {
+#define ADDRESS(sym) &sym,
+    OPS(ADDRESS)
+  };
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+    int st = lm_op_register(e, ops[i]);
+    if (st < 0) return st;
   }
-  OPS(REGISTER)
   return LM_OK;
 }
