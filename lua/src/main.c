@@ -1,6 +1,7 @@
 /*
 ** The `lumen` command: run scripts, the REPL, and the op reference.
 */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,20 +48,68 @@ static int host_or_fail(const lm_config *cfg, lm_host **h)
   return 0;
 }
 
-/* Ctrl-C during `lumen run`: the first cancels the running op and raises
-** "interrupted" in the script; a second one ends the process. */
-static void on_sigint(uv_signal_t *sig, int signum)
+/*
+** Ctrl-C during `lumen run`: the first cancels the running op and raises
+** "interrupted" in the script; a second one ends the process.  The handler
+** only sets a flag and wakes the loop (async-signal-safe).  A script waiting
+** on an op is interrupted from the loop (lm_host_interrupt); a script running
+** Lua code never lets the loop turn, so its coroutine carries a count hook
+** that raises "interrupted" when the flag is set (coroutines it spawns
+** inherit the hook).  The REPL does the same in repl_term.c.
+*/
+#define RUN_HOOK_COUNT 1000 /* Lua instructions between checks for Ctrl-C */
+
+static struct {
+  lm_host *h;
+  uv_async_t wake;
+  volatile sig_atomic_t pending; /* Ctrl-C seen, not yet acted upon */
+  volatile sig_atomic_t presses;
+} run_int;
+
+static void run_sigint(int sig)
 {
-  lm_host *h = sig->data;
-  static int count;
-  if (++count > 1) {
-    uv_signal_stop(sig);
+  int saved = errno;
+  if (++run_int.presses > 1) {
     signal(SIGINT, SIG_DFL);
-    raise(SIGINT);
-    return;
+    raise(sig);
   }
-  (void)signum;
-  lm_host_interrupt(h);
+  run_int.pending = 1;
+  uv_async_send(&run_int.wake);
+  errno = saved;
+}
+
+static void run_wake(uv_async_t *a)
+{
+  (void)a;
+  if (run_int.pending) {
+    run_int.pending = 0;
+    lm_host_interrupt(run_int.h);
+  }
+}
+
+static void run_hook(lua_State *L, lua_Debug *ar)
+{
+  (void)ar;
+  if (run_int.pending) {
+    run_int.pending = 0;
+    luaL_error(L, "interrupted");
+  }
+}
+
+static int script_done(lua_State *L, int status, lua_KContext ctx)
+{
+  (void)status;
+  (void)ctx;
+  return lua_gettop(L);
+}
+
+/* Runs in the script's coroutine: give it the hook, then call the script
+** (lua_callk keeps it yieldable). */
+static int script_start(lua_State *L)
+{
+  lua_sethook(L, run_hook, LUA_MASKCOUNT, RUN_HOOK_COUNT);
+  lua_callk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, script_done);
+  return script_done(L, LUA_OK, 0);
 }
 
 static int cmd_run(const lm_config *cfg, int argc, char **argv, const char *self)
@@ -91,20 +140,27 @@ static int cmd_run(const lm_config *cfg, int argc, char **argv, const char *self
   luaL_checkstack(L, argc, "too many arguments");
   for (int i = 1; i < argc; i++) lua_pushstring(L, argv[i]);
 
-  uv_signal_t sig;
-  uv_signal_init(lm_engine_loop(lm_host_engine(h)), &sig);
-  sig.data = h;
-  uv_signal_start(&sig, on_sigint, SIGINT);
-  uv_unref((uv_handle_t *)&sig); /* never keeps the loop alive by itself */
+  run_int.h = h;
+  uv_async_init(lm_engine_loop(lm_host_engine(h)), &run_int.wake, run_wake);
+  uv_unref((uv_handle_t *)&run_int.wake); /* never keeps the loop alive */
+  struct sigaction sa, old_sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = run_sigint;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, &old_sa);
 
-  if (lm_host_call(h, argc - 1, 0) != LUA_OK) {
+  lua_pushcfunction(L, script_start);
+  lua_insert(L, -(argc - 1) - 2);
+  if (lm_host_call(h, argc, 0) != LUA_OK) {
     fprintf(stderr, "lumen: %s\n", lua_tostring(L, -1));
     lua_pop(L, 1);
     rc = 1;
   }
   if (lm_host_drain(h) != 0) rc = 1;
 
-  uv_close((uv_handle_t *)&sig, NULL);
+  sigaction(SIGINT, &old_sa, NULL);
+  uv_close((uv_handle_t *)&run_int.wake, NULL);
   lm_engine_run(lm_host_engine(h), 2); /* let the close complete */
   lm_host_free(h);
   return rc;

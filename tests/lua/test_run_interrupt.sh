@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Ctrl-C during `lumen run` (TAP): the first SIGINT raises "interrupted" in the
+# script, whether it runs Lua code or waits on an op; a second one ends the
+# process.
+set -u
+lumen=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0 failed=0
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; }
+
+# Wait (up to 10 s) until file $1 contains $2.
+wait_for() { for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+
+cat >"$tmp/loop.lua" <<'LUA'
+print("ready") io.stdout:flush()
+local ok, err = pcall(function() while true do end end)
+print("caught: " .. tostring(err)) io.stdout:flush()
+while true do end
+LUA
+"$lumen" run "$tmp/loop.lua" >"$tmp/loop.out" 2>&1 &
+pid=$!
+wait_for "$tmp/loop.out" ready; kill -INT $pid
+wait_for "$tmp/loop.out" "caught: .*interrupted"; ok $? "first Ctrl-C interrupts a pure-Lua loop (pcall catches it)"
+kill -INT $pid; wait $pid; rc=$?
+[ $rc -eq 130 ]; ok $? "second Ctrl-C ends the process (exit $rc)"
+
+cat >"$tmp/op.lua" <<'LUA'
+print("ready") io.stdout:flush()
+local t0 = lumen.clock()
+local ok, err = pcall(Phantom, {shape = {512, 512, 512}})
+print(("caught: %s after %.1f s"):format(tostring(err), lumen.clock() - t0))
+LUA
+"$lumen" run "$tmp/op.lua" >"$tmp/op.out" 2>&1 &
+pid=$!
+wait_for "$tmp/op.out" ready; sleep 0.2; kill -INT $pid
+wait $pid; rc=$?
+# A 512^3 phantom takes several seconds; the cancelled one must stop well before.
+grep -Eq "caught: .*(interrupted|cancel).* after [0-2]\.[0-9] s" "$tmp/op.out"
+ok $? "Ctrl-C cancels a running op: $(grep caught "$tmp/op.out")"
+[ $rc -eq 0 ]; ok $? "the script goes on after the cancelled op (exit $rc)"
+echo "1..$n"
+exit $failed
