@@ -333,7 +333,10 @@ void lm_tensor_trace_pop(lm_tensor *t);
 */
 typedef enum lm_value_type {
   LM_VALUE_NIL = 0, LM_VALUE_NUMBER, LM_VALUE_INT, LM_VALUE_BOOL,
-  LM_VALUE_STRING, LM_VALUE_NUMBERS
+  LM_VALUE_STRING, LM_VALUE_NUMBERS,
+  LM_VALUE_JSON    /* structured data as JSON text in u.string (nested lists
+                      and objects, e.g. contours); the Lua binding turns it
+                      into tables */
 } lm_value_type;
 
 typedef struct lm_value {
@@ -342,7 +345,8 @@ typedef struct lm_value {
     double number;
     int64_t integer;
     bool boolean;
-    const char *string;                         /* owned by the holder */
+    const char *string;                         /* STRING and JSON; owned by
+                                                   the holder */
     struct { const double *v; int n; } numbers; /* owned by the holder */
   } u;
 } lm_value;
@@ -356,6 +360,9 @@ int lm_params_set_int(lm_params *p, const char *name, int64_t v);
 int lm_params_set_bool(lm_params *p, const char *name, bool v);
 int lm_params_set_string(lm_params *p, const char *name, const char *v);
 int lm_params_set_numbers(lm_params *p, const char *name, const double *v, int n);
+/* A structured value: json must be one valid JSON value (object, array,
+** string, number, true, false or null); it is stored as given. */
+int lm_params_set_json(lm_params *p, const char *name, const char *json);
 int lm_params_count(const lm_params *p);
 /* Entry i (insertion order): its name, and its value in *v (borrowed). */
 const char *lm_params_at(const lm_params *p, int i, lm_value *v);

@@ -29,6 +29,7 @@ static const char *value_type_text(lm_value_type t)
   case LM_VALUE_BOOL: return "boolean";
   case LM_VALUE_STRING: return "string";
   case LM_VALUE_NUMBERS: return "list of numbers";
+  case LM_VALUE_JSON: return "table";
   }
   return "?";
 }

@@ -17,7 +17,7 @@ struct lm_params {
 int lm_value_copy(lm_value *dst, const lm_value *src)
 {
   *dst = *src;
-  if (src->type == LM_VALUE_STRING) {
+  if (src->type == LM_VALUE_STRING || src->type == LM_VALUE_JSON) {
     dst->u.string = strdup(src->u.string ? src->u.string : "");
     if (!dst->u.string) return LM_ENOMEM;
   } else if (src->type == LM_VALUE_NUMBERS) {
@@ -33,7 +33,8 @@ int lm_value_copy(lm_value *dst, const lm_value *src)
 
 void lm_value_clear(lm_value *v)
 {
-  if (v->type == LM_VALUE_STRING) free((char *)v->u.string);
+  if (v->type == LM_VALUE_STRING || v->type == LM_VALUE_JSON)
+    free((char *)v->u.string);
   else if (v->type == LM_VALUE_NUMBERS) free((double *)v->u.numbers.v);
   v->type = LM_VALUE_NIL;
 }
@@ -109,6 +110,13 @@ int lm_params_set_string(lm_params *p, const char *name, const char *v)
 {
   if (!v) return LM_EINVAL;
   lm_value x = {.type = LM_VALUE_STRING, .u.string = v};
+  return set(p, name, &x);
+}
+
+int lm_params_set_json(lm_params *p, const char *name, const char *json)
+{
+  if (!json) return LM_EINVAL;
+  lm_value x = {.type = LM_VALUE_JSON, .u.string = json};
   return set(p, name, &x);
 }
 

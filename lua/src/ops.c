@@ -269,6 +269,7 @@ static void push_value(lua_State *L, const lm_value *v)
     lua_pushboolean(L, v->u.boolean);
     break;
   case LM_VALUE_STRING:
+  case LM_VALUE_JSON: /* TODO(issue 3): decode into tables */
     lua_pushstring(L, v->u.string);
     break;
   case LM_VALUE_NUMBERS:
