@@ -15,7 +15,11 @@
   X(lm_op_threshold)                             \
   X(lm_op_to_device)                             \
   X(lm_op_to_host)                               \
-  X(lm_op_phantom)
+  X(lm_op_phantom)                               \
+  /* spatial: orientation, resampling, inversion */ \
+  /* intensity normalisation, crops, pads, samplers */ \
+  /* post-processing: components, stats, contours */ \
+  /* formats, slices, previews */
 
 #define DECLARE(sym) extern const lm_op_desc sym;
 OPS(DECLARE)
