@@ -19,7 +19,10 @@
   /* spatial: orientation, resampling, inversion */ \
   /* intensity normalisation, crops, pads, samplers */ \
   /* post-processing: components, stats, contours */ \
-  /* formats, slices, previews */
+  /* formats, slices, previews */ \
+  X(lm_op_load_nrrd)                             \
+  X(lm_op_save_nrrd)                             \
+  /* end of the list */
 
 #define DECLARE(sym) extern const lm_op_desc sym;
 OPS(DECLARE)

@@ -1,0 +1,19 @@
+/* Shared by the LoadNrrd and SaveNrrd kernels. */
+#ifndef LM_NRRD_OPS_H
+#define LM_NRRD_OPS_H
+#include "lumen.h"
+#include "../nifti/nifti_format.h"
+
+/* The dtype option of a loader: a dtype name, or 'native' (*native set; the
+ * caller takes the stored type).  Unset: float32.  Errors name the option. */
+int nrrd_arg_load_dtype(lm_op_ctx *ctx, lm_dtype *dt, bool *native);
+
+/* One gzip member holding in[0..n), compressed in parallel (pigz's way:
+ * chunks deflated independently, each non-final one ended by a sync flush,
+ * so their concatenation is one deflate stream).  pynrrd reads only the
+ * first member of a gzip stream, so NRRD data must be a single member.
+ * *out is malloc'd. */
+int nrrd_gzip_single(const uint8_t *in, size_t n, int level, const nifti_par *par,
+                     uint8_t **out, size_t *out_len, nifti_err *err);
+
+#endif
