@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "nifti_format.h"
+#include "nifti_inflate_par.h"
 
 #define LM_SUBFIELD_LEN 16
 #define LM_MEMBER_HEADER 32 /* 10 fixed + 2 XLEN + 4 subfield header + 16 */
@@ -244,6 +245,13 @@ int nifti_gunzip(const uint8_t *in, size_t in_len, uint8_t *out, size_t want,
     free(errs);
     free(ms);
     return st < 0 ? st : LM_OK;
+  }
+
+  /* One large member (nibabel, most tools): two threads when it can be
+   * done and proven by the trailer; otherwise, or on any doubt, below. */
+  if (nifti_inflate_par(in, in_len, out, want, par, NULL, NULL)) {
+    *got = want;
+    return LM_OK;
   }
 
   struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
