@@ -18,6 +18,13 @@
   X(lm_op_phantom)                               \
   /* spatial: orientation, resampling, inversion */ \
   /* intensity normalisation, crops, pads, samplers */ \
+  X(lm_op_spatial_crop)                          \
+  X(lm_op_center_crop)                           \
+  X(lm_op_spatial_pad)                           \
+  X(lm_op_divisible_pad)                         \
+  X(lm_op_crop_foreground)                       \
+  X(lm_op_fill_holes)                            \
+  X(lm_op_normalize_intensity)                   \
   /* post-processing: components, stats, contours */ \
   /* formats, slices, previews */ \
   X(lm_op_load_nrrd)                             \
