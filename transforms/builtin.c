@@ -29,6 +29,10 @@
   /* formats, slices, previews */ \
   X(lm_op_load_nrrd)                             \
   X(lm_op_save_nrrd)                             \
+  X(lm_op_load_npy)                              \
+  X(lm_op_save_npy)                              \
+  X(lm_op_load_image)                            \
+  X(lm_op_save_image)                            \
   /* end of the list */
 
 #define DECLARE(sym) extern const lm_op_desc sym;

@@ -307,7 +307,7 @@ static const lm_arg_desc load_args[] = {
 
 const lm_op_desc lm_op_load_nifti = {
   .name = "LoadNifti",
-  .alias = "LoadImage",
+  .alias = NULL,
   .summary = "Read a NIfTI image (.nii, .nii.gz, .hdr/.img) into a tensor",
   .doc =
       "Returns the voxels with shape dim[1..n] (X, Y, Z[, T, ...]) in the file's memory order\n"
