@@ -17,6 +17,10 @@
   X(lm_op_to_host)                               \
   X(lm_op_phantom)                               \
   /* spatial: orientation, resampling, inversion */ \
+  X(lm_op_orientation)                           \
+  X(lm_op_scale_by_resolution)                   \
+  X(lm_op_resize)                                \
+  X(lm_op_restore_original_shape)                \
   /* intensity normalisation, crops, pads, samplers */ \
   X(lm_op_spatial_crop)                          \
   X(lm_op_center_crop)                           \

@@ -1,0 +1,78 @@
+/* The resampling core shared by ScaleByResolution (MONAI rule), Resize and
+ * RestoreOriginalShape: every output voxel is read from the input at the
+ * index an index-space affine gives (semantics.md §4.2, §7).  Private to
+ * transforms/. */
+#ifndef LM_XF_RESAMPLE_H
+#define LM_XF_RESAMPLE_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "lumen.h"
+
+typedef enum xf_interp {
+  /* torch grid_sample "nearest": x[rint(c)] (half to even, as MONAI). */
+  XF_INTERP_NEAREST = 0,
+  /* torch grid_sample "bilinear" (trilinear in 3-D): separable linear. */
+  XF_INTERP_LINEAR = 1,
+  /* scipy map_coordinates(order=3, prefilter=True): cubic B-spline on the
+   * prefiltered coefficients (MONAI Spacing with mode=3). */
+  XF_INTERP_CUBIC = 3,
+  /* torch F.interpolate "nearest": x[min(floor(c), n-1)] (Resize). */
+  XF_INTERP_FLOOR = 4
+} xf_interp;
+
+typedef enum xf_padding {
+  /* Samples outside [0, n-1] take the edge value.  nearest / linear: the
+   * coordinate is clamped first (torch "border"); cubic: scipy "nearest"
+   * (input pre-padded with 12 edge values, taps clamped). */
+  XF_PAD_BORDER = 0,
+  /* nearest / linear: out-of-range taps contribute 0 (torch "zeros", partial
+   * weights near the edge); cubic: scipy "constant" (a coordinate outside
+   * [0, n-1] gives 0, mirror taps inside). */
+  XF_PAD_ZEROS = 1,
+  /* nearest / linear: the coordinate reflected about -0.5 and n-0.5, then
+   * clamped (torch "reflection", align_corners=False); cubic: scipy
+   * "reflect". */
+  XF_PAD_REFLECTION = 2
+} xf_padding;
+
+/* in index (spatial) = m · (out index, 1).  Dims beyond nsp are unused. */
+typedef struct xf_resample_spec {
+  int nsp;            /* spatial dims: the last nsp dims of in and out (1..3) */
+  double m[3][4];     /* rows: input spatial axis; cols: output axis, shift */
+  xf_interp interp;
+  xf_padding padding;
+} xf_resample_spec;
+
+/* Parse "nearest" / "bilinear" ("linear", "trilinear", "1") / "cubic"
+ * ("3"), and "border" / "zeros" / "reflection".  LM_OK or LM_EINVAL. */
+int xf_interp_parse(const char *s, xf_interp *out);
+int xf_padding_parse(const char *s, xf_padding *out);
+const char *xf_interp_name(xf_interp m);
+const char *xf_padding_name(xf_padding p);
+
+/* Spatial dims of t: the trailing letters of its layout among X, Y, Z when
+ * the layout names every dim, else min(3, ndim). */
+int xf_spatial_ndim(const lm_tensor *t);
+
+/* A new output for `in` with its leading (non-spatial) dims, the spatial
+ * shape sp_shape (nsp dims), dtype dt, in's memory order of the dims, and
+ * in's layout and trace (the caller sets the affine and pushes the trace
+ * entry). */
+int xf_resample_new_output(lm_tensor *in, int nsp, const int64_t *sp_shape,
+                           lm_dtype dt, lm_tensor **out);
+
+/* Fill `out` (the shape of in with the last nsp dims replaced, any dtype,
+ * CPU) from `in` (any dtype and strides) per spec.  Arithmetic is float64;
+ * stores convert as Cast does (floats to integers truncate; nearest copies
+ * values exactly).  An axis-aligned map (m without off-diagonal terms) takes
+ * a separable path with per-axis tap tables, multithreaded over output rows;
+ * other maps evaluate every voxel.  ctx may be NULL (tests). */
+int xf_resample(lm_engine *e, lm_op_ctx *ctx, lm_tensor *in, lm_tensor *out,
+                const xf_resample_spec *spec);
+
+/* Inverse of a 4x4 row-major matrix; false when singular. */
+bool xf_mat4_inverse(const double a[16], double inv[16]);
+/* c = a · b (4x4 row-major). */
+void xf_mat4_mul(const double a[16], const double b[16], double c[16]);
+
+#endif
