@@ -4,7 +4,6 @@
 #include <libdeflate.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <zlib.h>
 
@@ -41,23 +40,6 @@ static double now(void)
 static uint32_t le32(const uint8_t *p)
 {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-/* Large scratch buffers straight from mmap, on huge pages where the kernel
- * allows it: page faults on ~100 MB of fresh memory otherwise cost as much
- * as a tenth of the decode. */
-static void *big_alloc(size_t n)
-{
-  void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return NULL;
-#ifdef MADV_HUGEPAGE
-  if (getenv("PINF_HUGE")) madvise(p, n, MADV_HUGEPAGE);
-#endif
-  return p;
-}
-static void big_free(void *p, size_t n)
-{
-  if (p) munmap(p, n);
 }
 
 /* Offset of the deflate data after the gzip header, or 0 when the header
@@ -240,7 +222,7 @@ bool nifti_inflate_par(const uint8_t *in, size_t in_len, uint8_t *out, size_t wa
   if (to > (uint64_t)(in_len - 8) * 8) to = (uint64_t)(in_len - 8) * 8;
   /* B holds at most want symbols (A produces at least one byte). */
   j->bcap = want;
-  j->bbuf = big_alloc(want * sizeof(uint16_t));
+  j->bbuf = malloc(want * sizeof(uint16_t));
   if (!j->bbuf) {
     why = "out of memory";
     goto out;
@@ -251,7 +233,7 @@ bool nifti_inflate_par(const uint8_t *in, size_t in_len, uint8_t *out, size_t wa
   }
   t_find = now() - t0;
   j->alen = (size_t)(j->split_bit >> 3) - d0 + ((j->split_bit & 7) + 10 + 7) / 8;
-  j->abuf = big_alloc(j->alen);
+  j->abuf = malloc(j->alen);
   if (!j->abuf) {
     why = "out of memory";
     goto out;
@@ -309,8 +291,8 @@ out:
     info->t_resolve = ok ? now() - t1 : 0;
   }
   free(j->crcs);
-  big_free(j->abuf, j->alen);
-  big_free(j->bbuf, want * sizeof(uint16_t));
+  free(j->abuf);
+  free(j->bbuf);
   free(j);
   return ok;
 }
