@@ -37,6 +37,7 @@
   X(lm_op_save_npy)                              \
   X(lm_op_load_image)                            \
   X(lm_op_save_image)                            \
+  X(lm_op_preview)                               \
   /* end of the list */
 
 #define DECLARE(sym) extern const lm_op_desc sym;
