@@ -29,6 +29,9 @@
   X(lm_op_crop_foreground)                       \
   X(lm_op_fill_holes)                            \
   X(lm_op_normalize_intensity)                   \
+  X(lm_op_rand_crop_by_pos_neg_label)            \
+  X(lm_op_rand_crop_around_centers)              \
+  X(lm_op_rand_negative_crop)                    \
   /* post-processing: components, stats, contours */ \
   /* formats, slices, previews */ \
   X(lm_op_load_nrrd)                             \
