@@ -33,6 +33,10 @@
   X(lm_op_rand_crop_around_centers)              \
   X(lm_op_rand_negative_crop)                    \
   /* post-processing: components, stats, contours */ \
+  X(lm_op_label_components)                     \
+  X(lm_op_keep_largest_connected_component)     \
+  X(lm_op_label_stats)                          \
+  X(lm_op_contours)                             \
   /* formats, slices, previews */ \
   X(lm_op_load_nrrd)                             \
   X(lm_op_save_nrrd)                             \

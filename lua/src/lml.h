@@ -120,6 +120,16 @@ bool lml_sched_busy(lml_ctx *ctx);
 /* fs.c: lumen.fs (list, stat, mkdir, remove) and lumen.clock. */
 void lml_fs_open(lua_State *L, int module_idx);
 
+/* json.c: lumen.json_decode / json_encode / json_null, and the decoder
+** used for LM_VALUE_JSON results. */
+#define LML_JSON_INT_KEYS 1 /* object keys like "3" become integer keys */
+void lml_json_open(lua_State *L, int module_idx);
+/* Push the value of the JSON text (flags: LML_JSON_INT_KEYS); on a syntax
+** error push nothing, write "what at byte N (line L, column C)" into err
+** and return -1.  Raises only on memory errors. */
+int lml_json_push(lua_State *L, const char *text, size_t len, int flags,
+                  char *err, size_t errlen);
+
 /* module.c */
 int luaopen_lumen(lua_State *L);
 

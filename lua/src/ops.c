@@ -269,8 +269,14 @@ static void push_value(lua_State *L, const lm_value *v)
     lua_pushboolean(L, v->u.boolean);
     break;
   case LM_VALUE_STRING:
-  case LM_VALUE_JSON: /* TODO(issue 3): decode into tables */
     lua_pushstring(L, v->u.string);
+    break;
+  case LM_VALUE_JSON:
+    /* Tables; label-keyed objects index by integer (res.labels[3]).  Ops
+    ** produce valid JSON, so the raw text is only a fallback. */
+    if (lml_json_push(L, v->u.string, strlen(v->u.string), LML_JSON_INT_KEYS,
+                      NULL, 0) < 0)
+      lua_pushstring(L, v->u.string);
     break;
   case LM_VALUE_NUMBERS:
     lua_createtable(L, v->u.numbers.n, 0);
