@@ -422,6 +422,10 @@ static int table_build(axis_table *t, int64_t m, double scale, double shift,
     }
   }
   if (t->hi < 0) t->lo = t->hi = 0; /* nothing sampled: all zeros */
+  /* Taps without weight point into the sampled range, so that a row
+   * kernel multiplying them by 0 never reads outside its buffer. */
+  for (int64_t q = 0; q < m * t->k; q++)
+    if (t->w[q] == 0) t->idx[q] = t->lo;
   return LM_OK;
 }
 
@@ -448,6 +452,7 @@ static int sep_rows(int64_t b, int64_t e, void *arg)
   const src3 *src = &j->src;
   int64_t lo = tf->lo, len = tf->hi - tf->lo + 1, mf = tf->m;
   bool direct = src->dt == LM_F64 && src->st[j->f] == 1;
+  bool f32 = src->dt == LM_F32 && src->st[j->f] == 1;
   double *tmp = malloc(sizeof(double) * (size_t)(len + (direct ? 0 : len) + mf));
   if (!tmp) return LM_ENOMEM;
   double *ld = tmp + len, *row = tmp + len + (direct ? 0 : len);
@@ -465,6 +470,12 @@ static int sep_rows(int64_t b, int64_t e, void *arg)
         const char *p = src->base + (is * src->st[j->s] + im * src->st[j->md] +
                                      lo * src->st[j->f]) * (int64_t)src->es;
         const double *line;
+        if (f32) {
+          /* the common float32 input: widen and accumulate in one pass */
+          const float *pf = (const float *)p;
+          for (int64_t i = 0; i < len; i++) tmp[i] += w * (double)pf[i];
+          continue;
+        }
         if (direct) {
           line = (const double *)p;
         } else {
