@@ -45,6 +45,8 @@
   X(lm_op_load_image)                            \
   X(lm_op_save_image)                            \
   X(lm_op_preview)                               \
+  /* nnU-Net preprocessing */ \
+  X(lm_op_class_locations)                       \
   /* end of the list */
 
 #define DECLARE(sym) extern const lm_op_desc sym;

@@ -335,6 +335,78 @@ static void test_errors(void)
   lm_tensor_release(flat);
 }
 
+/* ClassLocations: counts, sample sizes, membership, seeded reproducibility. */
+static lm_params *class_locations(lm_tensor *lab, int64_t num, int64_t seed, int *st)
+{
+  lm_params *o = params(), *res = NULL;
+  lm_params_set_int(o, "num_samples", num);
+  lm_params_set_int(o, "seed", seed);
+  int nout = 0;
+  *st = lm_call(E, "ClassLocations", &lab, 1, o, NULL, &nout, &res);
+  lm_params_free(o);
+  return res;
+}
+
+static void test_class_locations(void)
+{
+  enum { N = 10 * 8 * 6 };
+  double v[N];
+  for (int i = 0; i < N; i++) v[i] = i % 7 == 0 ? 2 : i % 11 == 0 ? 5 : i < 3 ? -1 : 0;
+  int64_t sh[3] = {10, 8, 6};
+  lm_tensor *lab = mk(LM_I16, 3, sh, v);
+  int st;
+  lm_params *a = class_locations(lab, 20, 7, &st), *b = NULL, *c = NULL;
+  CHECK_INT(st, LM_OK);
+  const lm_value *counts = a ? lm_params_get(a, "counts") : NULL;
+  const lm_value *locs = a ? lm_params_get(a, "locations") : NULL;
+  CHECK(counts && counts->type == LM_VALUE_JSON);
+  CHECK(locs && locs->type == LM_VALUE_JSON);
+  int n2 = 0, n5 = 0;
+  for (int i = 0; i < N; i++) {
+    n2 += v[i] == 2;
+    n5 += v[i] == 5;
+  }
+  char want[64];
+  snprintf(want, sizeof want, "{\"2\":%d,\"5\":%d}", n2, n5);
+  if (counts) CHECK_STR(counts->u.string, want);
+  if (locs) {
+    /* 20 samples of each class (both have more), every one of its class:
+     * coordinates are logical (x, y, z) of the C-order test volume */
+    const char *s = locs->u.string;
+    CHECK(strncmp(s, "{\"2\":[[", 7) == 0);
+    int cls = 0, samples[2] = {0, 0}, wrong = 0;
+    for (const char *q = s; *q; q++) {
+      if (q[0] == '"' && q[1] == '5') cls = 1;
+      int x, y, z;
+      if (q[0] == '[' && q[1] != '[' && sscanf(q, "[%d,%d,%d]", &x, &y, &z) == 3) {
+        samples[cls]++;
+        double lv = v[(x * 8 + y) * 6 + z];
+        wrong += lv != (cls ? 5 : 2);
+      }
+    }
+    CHECK_INT(samples[0], 20);
+    CHECK_INT(samples[1], 20);
+    CHECK_INT(wrong, 0);
+  }
+  b = class_locations(lab, 20, 7, &st);
+  c = class_locations(lab, 20, 8, &st);
+  const lm_value *lb = b ? lm_params_get(b, "locations") : NULL;
+  const lm_value *lc = c ? lm_params_get(c, "locations") : NULL;
+  if (locs && lb && lc) {
+    CHECK_STR(locs->u.string, lb->u.string);            /* same seed, same sample */
+    CHECK(strcmp(locs->u.string, lc->u.string) != 0);   /* another seed, another */
+  }
+  lm_params_free(a);
+  lm_params_free(b);
+  lm_params_free(c);
+  /* errors name the option */
+  a = class_locations(lab, 0, 1, &st);
+  CHECK_INT(st, LM_EINVAL);
+  CHECK_CONTAINS(lm_errmsg(E), "num_samples");
+  lm_params_free(a);
+  lm_tensor_release(lab);
+}
+
 int main(void)
 {
   engine_start();
@@ -349,6 +421,7 @@ int main(void)
   RUN(test_channels_strides_labels);
   RUN(test_unchanged_shape_copies);
   RUN(test_errors);
+  RUN(test_class_locations);
   lm_engine_release(E);
   TAP_DONE();
 }
