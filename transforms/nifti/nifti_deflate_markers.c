@@ -372,11 +372,12 @@ done:;
 
 nifti_mdec_status nifti_mdec_decode(const uint8_t *in, size_t in_len, nifti_mdec_pos *pos,
                                     uint16_t *out, size_t cap, long max_blocks,
-                                    const volatile int *stop)
+                                    const _Atomic int *stop)
 {
   tables t;
   for (long n = 0; max_blocks <= 0 || n < max_blocks; n++) {
-    if (stop && *stop) return NIFTI_MDEC_STOPPED;
+    if (stop && atomic_load_explicit(stop, memory_order_relaxed))
+      return NIFTI_MDEC_STOPPED;
     bitpos b = {in, in_len, pos->bit};
     unsigned final = take(&b, 1), type = take(&b, 2);
     if (type == 0) {

@@ -15,6 +15,7 @@
  * in[0..in_len) nor writes outside out[0..cap), whatever the input. */
 #ifndef LM_NIFTI_DEFLATE_MARKERS_H
 #define LM_NIFTI_DEFLATE_MARKERS_H
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,7 +46,7 @@ typedef struct nifti_mdec_pos {
 nifti_mdec_status nifti_mdec_decode(const uint8_t *in, size_t in_len,
                                     nifti_mdec_pos *pos, uint16_t *out,
                                     size_t cap, long max_blocks,
-                                    const volatile int *stop);
+                                    const _Atomic int *stop);
 
 /* The block finder: the first bit offset in [from, to) that starts a
  * plausible dynamic-Huffman block (BFINAL 0, BTYPE 10, HLIT and HDIST

@@ -84,7 +84,7 @@ typedef struct job {
   nifti_mdec_pos bpos;
   bool b_ok;
   double t_b;
-  volatile int stop; /* A failed: B may give up */
+  _Atomic int stop; /* A failed: B may give up */
   bool serial;
   /* resolve */
   size_t npieces;
@@ -116,7 +116,7 @@ static void run_a(job *j)
       j->a_ok = true;
     }
   }
-  if (!j->a_ok) j->stop = 1;
+  if (!j->a_ok) atomic_store_explicit(&j->stop, 1, memory_order_relaxed);
   j->t_a = now() - t0;
 }
 
