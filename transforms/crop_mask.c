@@ -85,15 +85,45 @@ int xf_spatial_any(lm_op_ctx *ctx, lm_tensor *t, int nsp, int64_t first_channel,
     vox *= j.n[d];
   }
   if (vox == 0) return LM_OK;
-  const int64_t *st = lm_tensor_strides(t);
+  const int64_t *ts = lm_tensor_strides(t);
   j.fast = nsp - 1;
   for (int d = 0; d < nsp; d++)
     if (j.n[d] > 1 && (j.n[j.fast] <= 1 ||
-                       llabs(st[j.lead + d]) < llabs(st[j.lead + j.fast])))
+                       llabs(ts[j.lead + d]) < llabs(ts[j.lead + j.fast])))
       j.fast = d;
   int64_t rows = vox / j.n[j.fast];
   int64_t grain = XF_GRAIN / (j.n[j.fast] * (j.nch > 0 ? j.nch : 1)) + 1;
-  return lm_parallel_for(lm_ctx_engine(ctx), ctx, rows, grain, mask_rows, &j);
+  if (j.fast == nsp - 1)
+    return lm_parallel_for(lm_ctx_engine(ctx), ctx, rows, grain, mask_rows, &j);
+  /* The input's fastest dim is not the mask's (a NIfTI volume is i-fastest,
+   * the mask C order): build the mask with that dim contiguous, so that
+   * both the reads and the writes stream, then transpose it with the
+   * engine's tiled copy. */
+  uint8_t *tmp = malloc((size_t)vox);
+  if (!tmp) return lm_ctx_error(ctx, LM_ENOMEM, "cannot allocate the mask");
+  int64_t s = j.n[j.fast];
+  j.mstride[j.fast] = 1;
+  for (int d = nsp - 1; d >= 0; d--)
+    if (d != j.fast) {
+      j.mstride[d] = s;
+      s *= j.n[d];
+    }
+  j.mask = tmp;
+  int st = lm_parallel_for(lm_ctx_engine(ctx), ctx, rows, grain, mask_rows, &j);
+  lm_tensor *src = NULL, *dst = NULL;
+  lm_engine *e = lm_ctx_engine(ctx);
+  if (st >= 0 &&
+      (st = lm_tensor_wrap(e, tmp, LM_U8, nsp, j.n, j.mstride, LM_CPU, NULL,
+                           NULL, &src)) >= 0 &&
+      (st = lm_tensor_wrap(e, mask, LM_U8, nsp, j.n, NULL, LM_CPU, NULL, NULL,
+                           &dst)) >= 0)
+    st = lm_tensor_copy(dst, src);
+  lm_tensor_release(src);
+  lm_tensor_release(dst);
+  free(tmp);
+  if (st < 0 && st != LM_ECANCELED)
+    return lm_ctx_error(ctx, st, "cannot build the mask");
+  return st;
 }
 
 bool xf_mask_bbox(const uint8_t *mask, int nsp, const int64_t *n, int64_t *lo,
