@@ -132,7 +132,7 @@ def main():
     ct_arr = ct_img.get_fdata(dtype=np.float32)
     seg_arr = np.asanyarray(nib.load(seg).dataobj).astype(np.int16)
     failed = 0
-    print("1..2")
+    print("1..3")
     with tempfile.TemporaryDirectory() as tmp:
         ok, detail = check_case(lumen, pipeline, plans_path, plans, tmp, "iso", ct, seg,
                                 "3d_lowres", (3.0, 3.0, 3.0), ct_arr, seg_arr)
@@ -148,6 +148,15 @@ def main():
                                 "3d_fullres", (0.75, 0.75, 3.0), ct_arr, seg_arr)
         print("%s 2 - CT voxels at 0.75x0.75x3 mm to 3d_fullres: %s" % ("ok" if ok else "not ok",
                                                                        detail))
+        failed += not ok
+        # a configuration the plans do not have: a clear error, nothing written
+        out = os.path.join(tmp, "missing")
+        r = subprocess.run([lumen, "run", pipeline, ct, plans_path, out, seg, "2d_missing"],
+                           capture_output=True, text=True)
+        ok = r.returncode != 0 and "no configuration '2d_missing'" in r.stderr \
+            and not os.path.exists(out)
+        print("%s 3 - unknown configuration: %s" % ("ok" if ok else "not ok",
+                                                    r.stderr.strip().splitlines()[0:1]))
         failed += not ok
     return 1 if failed else 0
 
