@@ -290,12 +290,13 @@ static int ni_run(lm_op_ctx *ctx)
   int64_t total = lm_tensor_numel(work);
   bool per_ch = o.scheme != NI_MONAI || o.channel_wise;
   int64_t nblk = per_ch ? o.nch : 1, bn = nblk ? total / nblk : 0;
-  double *stats = calloc((size_t)(2 * (nblk ? nblk : 1)), sizeof(double));
+  size_t nb = nblk > 0 ? (size_t)nblk : 1; /* a count, never negative */
+  double *stats = calloc(2 * nb, sizeof(double));
   if (!stats) { st = LM_ENOMEM; goto fail; }
   for (int64_t c = 0; c < nblk && st >= 0; c++)
     st = ni_block(ctx, &o, x + c * bn, m, bn, c, stats + 2 * c);
   if (st >= 0) {
-    double *sub = malloc(sizeof(double) * (size_t)(2 * nblk + 1));
+    double *sub = malloc(sizeof(double) * (2 * nb + 1));
     if (!sub) st = LM_ENOMEM;
     else {
       for (int64_t c = 0; c < nblk; c++) {

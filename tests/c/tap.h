@@ -8,8 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int tap_n, tap_failed, tap_case_failed;
-static const char *tap_case;
+static int tap_n __attribute__((unused)), tap_failed __attribute__((unused)),
+    tap_case_failed __attribute__((unused));
+static const char *tap_case __attribute__((unused));
 
 #define TAP_FAIL(...)                                                     \
   do {                                                                    \
