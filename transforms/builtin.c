@@ -38,6 +38,8 @@
   X(lm_op_label_stats)                          \
   X(lm_op_contours)                             \
   /* formats, slices, previews */ \
+  X(lm_op_split_slices)                         \
+  X(lm_op_stack_slices)                         \
   X(lm_op_load_nrrd)                             \
   X(lm_op_save_nrrd)                             \
   X(lm_op_load_npy)                              \
