@@ -289,7 +289,7 @@ static int jliteral(jdec *d, const char *word)
 
 static int jvalue(jdec *d, int depth)
 {
-  if (depth > JSON_MAX_DEPTH) return jfail(d, "nesting deeper than 200");
+  if (depth >= JSON_MAX_DEPTH) return jfail(d, "nesting deeper than 200");
   if (!lua_checkstack(d->L, 4)) return jfail(d, "out of Lua stack");
   jws(d);
   int c = jpeek(d);

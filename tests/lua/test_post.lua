@@ -1,0 +1,132 @@
+-- lumen.json_decode / json_encode, and the post-processing ops' results as
+-- Lua tables (LabelStats, Contours, LabelComponents, slices).
+local dir = arg[0]:match("^(.*/)") or "./"
+local tap = dofile(dir .. "tap.lua")
+local test = tap.test
+
+test("json_decode: values, escapes, unicode, numbers", function(t)
+  local v = lumen.json_decode('{"a": [1, -2.5, 3e2, true, false, null], "s": "q\\"\\\\\\/\\b\\f\\n\\r\\t"}')
+  t:eq(v.a[1], 1)
+  t:eq(math.type(v.a[1]), "integer")
+  t:eq(v.a[2], -2.5)
+  t:eq(v.a[3], 300.0)
+  t:eq(math.type(v.a[3]), "float")
+  t:eq(v.a[4], true)
+  t:eq(v.a[5], false)
+  t:eq(v.a[6], lumen.json_null, "null is the sentinel")
+  t:eq(#v.a, 6, "null keeps the array length")
+  t:eq(v.s, 'q"\\/\b\f\n\r\t')
+  t:eq(lumen.json_decode('"\\u00e9\\u20ac"'), "é€")
+  t:eq(lumen.json_decode('"\\ud83d\\ude00"'), "😀", "surrogate pair")
+  t:eq(lumen.json_decode("9223372036854775807"), math.maxinteger)
+  t:eq(math.type(lumen.json_decode("9223372036854775808")), "float", "overflow -> float")
+  t:eq(lumen.json_decode(" [ ] ")[1], nil)
+  local k = lumen.json_decode('{"3": "x", "03": "y", "-1": "z"}', {int_keys = true})
+  t:eq(k[3], "x")
+  t:eq(k["03"], "y", "not canonical: stays a string")
+  t:eq(k[-1], "z")
+  t:eq(lumen.json_decode('{"3": 1}')["3"], 1, "string keys by default")
+end)
+
+test("json_decode: errors with their position", function(t)
+  t:raises("trailing text after the value at byte 3 %(line 1, column 3%)", lumen.json_decode, "1 2")
+  t:raises("leading zero", lumen.json_decode, "01")
+  t:raises("',' or '}' expected at byte 10 %(line 2, column 2%)", lumen.json_decode, '{"a": 1\n "b": 2}')
+  t:raises("object key", lumen.json_decode, '{"a": 1,}')
+  t:raises("unexpected character", lumen.json_decode, "[1, NaN]")
+  t:raises("control character", lumen.json_decode, '"a\nb"')
+  t:raises("lone low surrogate", lumen.json_decode, '"\\udc00"')
+  t:raises("high surrogate not followed", lumen.json_decode, '"\\ud800x"')
+  t:raises("bad escape", lumen.json_decode, '"\\x"')
+  t:raises("unterminated string", lumen.json_decode, '"abc')
+  t:raises("unexpected end", lumen.json_decode, "[1,")
+  t:raises("nesting deeper than 200", lumen.json_decode, ("["):rep(201) .. ("]"):rep(201))
+  t:eq(#lumen.json_decode(("["):rep(200) .. ("]"):rep(200)), 1, "200 levels are fine")
+end)
+
+test("json_encode: round trip, sorted keys, errors", function(t)
+  local src = {b = {1, 2.5, "x\n\"y\""}, a = true, [7] = lumen.json_null, c = {}}
+  local s = lumen.json_encode(src)
+  t:eq(s, '{"7":null,"a":true,"b":[1,2.5,"x\\n\\"y\\""],"c":[]}')
+  local back = lumen.json_decode(s, {int_keys = true})
+  t:same(back.b, src.b)
+  t:eq(back[7], lumen.json_null)
+  t:eq(lumen.json_encode(0.1), "0.1")
+  t:eq(lumen.json_encode(1.0), "1.0")
+  t:eq(lumen.json_encode("\1"), '"\\u0001"')
+  t:raises("not a JSON number", lumen.json_encode, 0 / 0)
+  local cyc = {}
+  cyc[1] = cyc
+  t:raises("nesting deeper than 200", lumen.json_encode, cyc)
+  t:raises("object key of type boolean", lumen.json_encode, {[true] = 1})
+  t:raises("cannot encode a function", lumen.json_encode, {print})
+end)
+
+-- An (X,Y,Z) label volume: label 1 a 2x2x2 cube at i 0..1 (world x < 0:
+-- left) and a single voxel, label 3 a 1x1x2 bar at i 5 (right).
+local function labels()
+  local X, Y, Z = 6, 4, 3
+  local v = {}
+  for i = 1, X * Y * Z do v[i] = 0 end
+  local function set(i, j, k, val) v[((i * Y) + j) * Z + k + 1] = val end
+  for i = 0, 1 do for j = 0, 1 do for k = 0, 1 do set(i, j, k, 1) end end end
+  set(0, 3, 2, 1)
+  set(5, 2, 0, 3)
+  set(5, 2, 1, 3)
+  return lumen.tensor(v, {X, Y, Z}, "uint8")
+end
+
+test("LabelStats: a table keyed by label", function(t)
+  local l <close> = labels()
+  local r = LabelStats(l)
+  t:eq(r.count, 2)
+  t:eq(r.labels[1].count, 9)
+  t:eq(r.labels[3].count, 2)
+  t:eq(r.labels[3].volume_ml, 0.002)
+  t:eq(r.voxel_volume_ml, 0.001)
+  t:eq(r.labels[0], nil, "background left out")
+  local r2 = LabelStats(l, l)
+  t:eq(r2.labels[3].mean, 3.0)
+  t:eq(r2.labels[1].max, 1.0)
+end)
+
+test("Contours: regions, sides, slices and the JSON file", function(t)
+  local l <close> = labels()
+  local dirname = t:tmpdir()
+  local path = dirname .. "/contours.json"
+  local r = Contours(l, {axis = 2, names = lumen.json_encode({["1"] = "liver"}), path = path})
+  t:eq(r.count, 5)
+  -- the volume centre is at i = 2.5: the cube is left, the bar right
+  t:eq(r.midline, 2.5)
+  t:eq(#r.contours.liver.r, 0)
+  t:eq(#r.contours.liver.l, 3, "two cube slices and the single voxel")
+  t:same(r.contours.liver.l[1], {slice = 0, points = {{0, 0}, {0, 1}, {1, 1}, {1, 0}}})
+  t:same(r.contours.liver.l[3], {slice = 2, points = {{0, 3}}})
+  t:same(r.contours[3].r, {{slice = 0, points = {{5, 2}}}, {slice = 1, points = {{5, 2}}}})
+  local f = assert(io.open(path))
+  local text = f:read("a")
+  f:close()
+  t:same(lumen.json_decode(text, {int_keys = true}), r.contours, "file = result")
+  t:raises("Contours.*'labels'", Contours, l, {labels = {0.5}})
+  t:cleanup()
+end)
+
+test("LabelComponents, KeepLargestConnectedComponent and slices from Lua", function(t)
+  local l <close> = labels()
+  local c <close>, r = LabelComponents(l)
+  t:eq(r.count, 3)
+  t:eq(c:dtype(), "int32")
+  local k <close> = KeepLargestConnectedComponent(l)
+  local st = LabelStats(k)
+  t:eq(st.labels[1].count, 8, "the single voxel is gone")
+  t:eq(st.labels[3].count, 2)
+  local stack <close> = SplitSlices(l, {axis = 0})
+  t:same(stack:shape(), {6, 1, 4, 3})
+  t:eq(stack:layout(), "NCYZ")
+  local back <close> = StackSlices(stack, l, {axis = 0})
+  t:same(back:shape(), {6, 4, 3})
+  local d = LabelStats(back)
+  t:eq(d.labels[1].count, 9)
+end)
+
+tap.run()
