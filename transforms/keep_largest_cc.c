@@ -183,8 +183,15 @@ static int klcc_run(lm_op_ctx *ctx)
   if ((st = klcc_options(ctx, g.nsp, &o)) < 0) return st;
 
   klcc_job j = {.o = &o, .nx = g.n[0], .ny = g.n[1], .nz = g.n[2]};
-  int32_t *cls = malloc(sizeof *cls * (size_t)(g.numel ? g.numel : 1));
-  int32_t *lab = malloc(sizeof *lab * (size_t)(g.numel ? g.numel : 1));
+  /* Scratch from the engine's caching allocator (fresh pages cost more
+   * than the labelling at CT sizes). */
+  lm_tensor *scratch = NULL;
+  int64_t n2 = 2 * (g.numel ? g.numel : 1);
+  int32_t *cls = NULL, *lab = NULL;
+  if (lm_tensor_new(e, LM_I32, 1, &n2, LM_CPU, &scratch) >= 0) {
+    cls = lm_tensor_data(scratch);
+    lab = cls + n2 / 2;
+  }
   int64_t *sizes = NULL, ncomp = 0;
   int32_t *order = NULL;
   uint8_t *drop = NULL;
@@ -266,8 +273,7 @@ static int klcc_run(lm_op_ctx *ctx)
 done:
   lm_tensor_release(out);
   free(o.applied);
-  free(cls);
-  free(lab);
+  lm_tensor_release(scratch);
   free(sizes);
   free(order);
   free(drop);

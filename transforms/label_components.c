@@ -46,9 +46,14 @@ static int lc_run(lm_op_ctx *ctx)
   lg_grid g;
   int conn, st = lg_grid_of(ctx, in, "img", &g);
   if (st < 0 || (st = lc_connectivity(ctx, g.nsp, &conn)) < 0) return st;
-  int32_t *cls = malloc(sizeof *cls * (size_t)(g.numel ? g.numel : 1));
+  /* Scratch from the engine's caching allocator: fresh pages cost more
+   * than the labelling itself at this size. */
+  lm_tensor *scratch = NULL;
+  int64_t n1 = g.numel ? g.numel : 1;
+  st = lm_tensor_new(e, LM_I32, 1, &n1, LM_CPU, &scratch);
+  if (st < 0) return lm_ctx_error(ctx, st, "out of memory");
+  int32_t *cls = lm_tensor_data(scratch);
   int64_t ncomp = 0;
-  if (!cls) return lm_ctx_error(ctx, LM_ENOMEM, "out of memory");
   if ((st = lg_load_int32(ctx, in, &g, cls)) < 0) goto done;
   if (!lm_arg_bool(ctx, "per_label")) {
     lc_job j = {cls};
@@ -89,7 +94,7 @@ static int lc_run(lm_op_ctx *ctx)
   out = NULL;
 done:
   lm_tensor_release(out);
-  free(cls);
+  lm_tensor_release(scratch);
   return st;
 }
 
