@@ -3,21 +3,13 @@
  * same call, so there is one implementation of each format.  The kernels
  * read their options by name from the call, so these descriptors declare
  * every option the kernels read, with the same defaults. */
-#include <string.h>
-#include <strings.h>
-
+#include "image_file.h"
 #include "lumen.h"
 
 extern const lm_op_desc lm_op_load_nifti, lm_op_save_nifti, lm_op_load_nrrd,
     lm_op_save_nrrd, lm_op_load_npy, lm_op_save_npy;
 
 typedef enum image_format { FMT_UNKNOWN, FMT_NIFTI, FMT_NRRD, FMT_NPY } image_format;
-
-static bool ends_with(const char *p, const char *suf)
-{
-  size_t n = strlen(p), k = strlen(suf);
-  return n >= k && strcasecmp(p + n - k, suf) == 0;
-}
 
 static image_format format_of(const char *path)
 {
@@ -27,7 +19,7 @@ static image_format format_of(const char *path)
     {".npy", FMT_NPY},
   };
   for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
-    if (ends_with(path, exts[i].ext)) return exts[i].f;
+    if (image_path_ends_with(path, exts[i].ext)) return exts[i].f;
   return FMT_UNKNOWN;
 }
 

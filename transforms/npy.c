@@ -9,15 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "image_file.h"
 #include "nifti/nifti_file.h"
 #include "nifti/nifti_format.h"
 #include "nifti/nifti_ops.h"
 #include "npy_format.h"
-
-static int npy_err(lm_op_ctx *ctx, int st, const char *path, const char *msg)
-{
-  return lm_ctx_error(ctx, st, "%s: %s", path, msg);
-}
 
 /* Storage type of the file's values for nifti_convert. */
 static bool stype_of(const npy_header *h, nifti_stype *st)
@@ -26,18 +22,7 @@ static bool stype_of(const npy_header *h, nifti_stype *st)
     *st = NIFTI_S_U64;
     return true;
   }
-  switch (h->dt) {
-  case LM_U8: *st = NIFTI_S_U8; return true;
-  case LM_I8: *st = NIFTI_S_I8; return true;
-  case LM_I16: *st = NIFTI_S_I16; return true;
-  case LM_U16: *st = NIFTI_S_U16; return true;
-  case LM_I32: *st = NIFTI_S_I32; return true;
-  case LM_U32: *st = NIFTI_S_U32; return true;
-  case LM_I64: *st = NIFTI_S_I64; return true;
-  case LM_F32: *st = NIFTI_S_F32; return true;
-  case LM_F64: *st = NIFTI_S_F64; return true;
-  default: return false; /* float16 */
-  }
+  return nifti_stype_of_dtype(h->dt, st) == LM_OK; /* not float16 */
 }
 
 typedef struct load_state {
@@ -59,21 +44,21 @@ static int load(load_state *s, const char *dname)
   uint64_t size;
   int st;
   if ((st = nifti_open_read(s->path, &s->fd, &size, &err)) < 0)
-    return npy_err(ctx, st, s->path, err.msg);
+    return image_file_error(ctx, st, s->path, err.msg);
   uint8_t pre[NPY_PREFIX] = {0};
   size_t n = size < NPY_PREFIX ? (size_t)size : NPY_PREFIX;
-  if ((st = nifti_pread_exact(s->fd, 0, pre, n, &err)) < 0) return npy_err(ctx, st, s->path, err.msg);
+  if ((st = nifti_pread_exact(s->fd, 0, pre, n, &err)) < 0) return image_file_error(ctx, st, s->path, err.msg);
   size_t total;
-  if ((st = npy_header_size(pre, n, &total, msg, sizeof msg)) < 0) return npy_err(ctx, st, s->path, msg);
+  if ((st = npy_header_size(pre, n, &total, msg, sizeof msg)) < 0) return image_file_error(ctx, st, s->path, msg);
   if (total > size)
     return lm_ctx_error(ctx, LM_EFORMAT, "%s: truncated header (%llu of %zu bytes)", s->path,
                         (unsigned long long)size, total);
   if (!(s->head = malloc(total))) return lm_ctx_error(ctx, LM_ENOMEM, "out of memory");
   if ((st = nifti_pread_exact(s->fd, 0, s->head, total, &err)) < 0)
-    return npy_err(ctx, st, s->path, err.msg);
+    return image_file_error(ctx, st, s->path, err.msg);
   npy_header *h = &s->h;
   if ((st = npy_header_parse(s->head, total, h, msg, sizeof msg)) < 0)
-    return npy_err(ctx, st, s->path, msg);
+    return image_file_error(ctx, st, s->path, msg);
   if (size - total < h->data_bytes)
     return lm_ctx_error(ctx, LM_EFORMAT, "%s: truncated data: %llu bytes after the header, "
                         "%llu needed for %lld values of %zu bytes", s->path,
@@ -110,7 +95,7 @@ static int load(load_state *s, const char *dname)
     dst = s->raw;
   }
   if ((st = nifti_pread_exact(s->fd, total, lm_tensor_data(dst), (size_t)h->data_bytes, &err)) < 0)
-    return npy_err(ctx, st, s->path, err.msg);
+    return image_file_error(ctx, st, s->path, err.msg);
   if (direct) {
     if (swap) nifti_swap_inplace(lm_tensor_data(dst), h->elem_size, h->numel, &s->par);
     return LM_OK;
@@ -161,20 +146,6 @@ static int load_npy_run(lm_op_ctx *ctx)
   return lm_ctx_set_output(ctx, 0, s.out);
 }
 
-/* Dense with the last dim fastest (C) or the first (Fortran)? */
-static bool dense_order(const lm_tensor *t, bool fortran)
-{
-  int nd = lm_tensor_ndim(t);
-  const int64_t *sh = lm_tensor_shape(t), *str = lm_tensor_strides(t);
-  int64_t expect = 1;
-  for (int k = 0; k < nd; k++) {
-    int i = fortran ? k : nd - 1 - k;
-    if (sh[i] != 1 && str[i] != expect) return false;
-    expect *= sh[i];
-  }
-  return true;
-}
-
 static int save_npy_run(lm_op_ctx *ctx)
 {
   lm_engine *e = lm_ctx_engine(ctx);
@@ -194,11 +165,11 @@ static int save_npy_run(lm_op_ctx *ctx)
   uint8_t *header = NULL;
   size_t hlen;
   int st;
-  bool fortran = !dense_order(img, false) && dense_order(img, true);
+  bool fortran = !image_tensor_dense(img, false) && image_tensor_dense(img, true);
   if ((st = npy_header_build(dt, nd, shape, fortran, &header, &hlen, msg, sizeof msg)) < 0)
-    return npy_err(ctx, st, path, msg);
+    return image_file_error(ctx, st, path, msg);
   lm_tensor *src = img;
-  if (dt != lm_tensor_dtype(img) || (!fortran && !dense_order(img, false))) {
+  if (dt != lm_tensor_dtype(img) || (!fortran && !image_tensor_dense(img, false))) {
     int order[LM_MAX_DIMS];
     for (int i = 0; i < nd; i++) order[i] = fortran ? nd - 1 - i : i;
     st = lm_tensor_new_ordered(e, dt, nd, shape, order, LM_CPU, &copy);
@@ -210,16 +181,12 @@ static int save_npy_run(lm_op_ctx *ctx)
     }
     src = copy;
   }
-  nifti_atomic file;
   nifti_err err = {0};
   struct iovec iov[2] = {{header, hlen}, {lm_tensor_data(src), lm_tensor_nbytes(src)}};
-  st = nifti_atomic_begin(&file, path, &err);
-  if (st >= 0) st = nifti_atomic_writev(&file, iov, 2, &err);
-  if (st >= 0) st = nifti_atomic_commit(&file, &err);
-  else nifti_atomic_abort(&file);
+  st = nifti_atomic_write(path, iov, 2, &err);
   free(header);
   lm_tensor_release(copy);
-  if (st < 0) return npy_err(ctx, st, path, err.msg);
+  if (st < 0) return image_file_error(ctx, st, path, err.msg);
   return lm_ctx_set_output(ctx, 0, lm_tensor_retain(img));
 }
 

@@ -11,13 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../image_file.h"
 #include "nifti_file.h"
-
-static bool ends_with(const char *s, const char *suffix)
-{
-  size_t n = strlen(s), k = strlen(suffix);
-  return n >= k && strcasecmp(s + n - k, suffix) == 0;
-}
 
 static bool exists(const char *p)
 {
@@ -43,7 +38,7 @@ int nifti_resolve_paths(const char *path, nifti_paths *p, nifti_err *err)
   if (!path || !*path) return nifti_fail(err, LM_EINVAL, "empty path");
   if (strlen(path) >= NIFTI_PATH_MAX - 8)
     return nifti_fail(err, LM_EINVAL, "path too long");
-  bool gz = ends_with(path, ".gz");
+  bool gz = image_path_ends_with(path, ".gz");
   size_t len = strlen(path) - (gz ? 3 : 0);
   const char *tail = path + len - 4;
   if (len >= 4 && (strncasecmp(tail, ".hdr", 4) == 0 || strncasecmp(tail, ".img", 4) == 0)) {
@@ -190,4 +185,14 @@ void nifti_atomic_abort(nifti_atomic *a)
     a->fd = -1;
     unlink(a->tmp);
   }
+}
+
+int nifti_atomic_write(const char *path, const struct iovec *iov, int n, nifti_err *err)
+{
+  nifti_atomic a;
+  int st = nifti_atomic_begin(&a, path, err);
+  if (st >= 0) st = nifti_atomic_writev(&a, iov, n, err);
+  if (st >= 0) st = nifti_atomic_commit(&a, err);
+  nifti_atomic_abort(&a); /* after a failed begin or write; no-op after commit */
+  return st;
 }

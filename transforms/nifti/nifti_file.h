@@ -33,5 +33,9 @@ int nifti_atomic_writev(nifti_atomic *a, const struct iovec *iov, int n,
 int nifti_atomic_commit(nifti_atomic *a, nifti_err *err);
 /* Close and remove the temporary (no-op after commit). */
 void nifti_atomic_abort(nifti_atomic *a);
+/* One whole output: begin, write iov[0..n), commit; on any failure nothing
+ * is left behind.  (Outputs of several files, such as NRRD's .nhdr + data,
+ * use the steps above to commit only once every file is written.) */
+int nifti_atomic_write(const char *path, const struct iovec *iov, int n, nifti_err *err);
 
 #endif

@@ -107,6 +107,9 @@ int nifti_stype_of_datatype(int code, nifti_stype *st, size_t *size,
                             nifti_err *err);
 /* The lumen dtype of a storage type; LM_EDTYPE for uint64. */
 int nifti_stype_to_dtype(nifti_stype st, lm_dtype *out);
+/* The inverse: the storage type holding dt's values as they are (LM_EDTYPE
+ * for float16 / bfloat16, which nifti_convert does not handle). */
+int nifti_stype_of_dtype(lm_dtype dt, nifti_stype *out);
 
 /* nibabel's quaternion to affine (get_qform), base affine, and the reverse
  * (set_qform: polar decomposition, then quaternion).  quat_eps is the

@@ -129,6 +129,22 @@ int nifti_stype_to_dtype(nifti_stype st, lm_dtype *out)
   return LM_OK;
 }
 
+int nifti_stype_of_dtype(lm_dtype dt, nifti_stype *out)
+{
+  switch (dt) {
+  case LM_U8: *out = NIFTI_S_U8; return LM_OK;
+  case LM_I8: *out = NIFTI_S_I8; return LM_OK;
+  case LM_I16: *out = NIFTI_S_I16; return LM_OK;
+  case LM_U16: *out = NIFTI_S_U16; return LM_OK;
+  case LM_I32: *out = NIFTI_S_I32; return LM_OK;
+  case LM_U32: *out = NIFTI_S_U32; return LM_OK;
+  case LM_I64: *out = NIFTI_S_I64; return LM_OK;
+  case LM_F32: *out = NIFTI_S_F32; return LM_OK;
+  case LM_F64: *out = NIFTI_S_F64; return LM_OK;
+  default: return LM_EDTYPE;
+  }
+}
+
 int nifti_native_dtype(const nifti_header *h, lm_dtype *out, nifti_err *err)
 {
   if (h->scaled) {

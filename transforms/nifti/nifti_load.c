@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../image_file.h"
 #include "nifti_file.h"
 #include "nifti_format.h"
 #include "nifti_ops.h"
@@ -102,7 +103,7 @@ typedef struct load_state {
 
 static int fail_err(load_state *s, const nifti_err *e, const char *which)
 {
-  return lm_ctx_error(s->ctx, e->code, "%s: %s", which, e->msg);
+  return image_file_fail(s->ctx, which, e);
 }
 
 /* Read a whole file into an engine buffer. */
@@ -117,22 +118,6 @@ static int slurp(load_state *s, int fd, uint64_t size, const char *name, lm_tens
   return LM_OK;
 }
 
-static int parse_dtype(load_state *s, bool *native, lm_dtype *dt)
-{
-  const char *name = lm_arg_string(s->ctx, "dtype");
-  *native = false;
-  *dt = LM_F32;
-  if (!name) return LM_OK;
-  if (strcmp(name, "native") == 0) {
-    *native = true;
-    return LM_OK;
-  }
-  if (lm_dtype_from_name(name, dt) != LM_OK)
-    return lm_ctx_error(s->ctx, LM_EINVAL,
-                        "option dtype: unknown dtype '%s' (a dtype name or 'native')", name);
-  return LM_OK;
-}
-
 static int load(load_state *s)
 {
   lm_op_ctx *ctx = s->ctx;
@@ -142,7 +127,7 @@ static int load(load_state *s)
 
   bool native;
   lm_dtype want;
-  if ((st = parse_dtype(s, &native, &want)) < 0) return st;
+  if ((st = image_arg_load_dtype(s->ctx, &want, &native)) < 0) return st;
   if ((st = nifti_resolve_paths(s->path, &s->paths, &err)) < 0) return fail_err(s, &err, s->path);
   const char *hname = s->paths.header, *dname = s->paths.data;
 
@@ -279,18 +264,10 @@ static int load_nifti_run(lm_op_ctx *ctx)
   lm_tensor *out = s.out;
   lm_dtype want;
   bool native;
-  parse_dtype(&s, &native, &want);
-  if (!native && (want == LM_F16 || want == LM_BF16)) {
-    lm_tensor *half = NULL;
-    st = lm_tensor_new_like(out, want, LM_CPU, &half);
-    if (st >= 0) st = lm_tensor_copy(half, out);
-    lm_tensor_release(out);
-    if (st < 0) {
-      lm_tensor_release(half);
-      return lm_ctx_error(ctx, st, "%s: conversion to %s failed", s.path, lm_dtype_name(want));
-    }
-    out = half;
-  }
+  image_arg_load_dtype(ctx, &want, &native);
+  if (!native && (want == LM_F16 || want == LM_BF16) &&
+      (st = image_to_half(ctx, s.path, want, &out)) < 0)
+    return st;
   lm_tensor_set_affine(out, s.h.affine);
   lm_tensor_set_layout(out, layout_for(s.h.ndim));
   set_results(ctx, &s.h);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../image_file.h"
 #include "nifti_file.h"
 #include "nifti_format.h"
 #include "nifti_ops.h"
@@ -16,47 +17,6 @@
  * another ~1.5% for 1.8x the time (bench/ measures both sizes). */
 #define GZ_DEFAULT_LEVEL 1
 
-static bool ends_with_gz(const char *p)
-{
-  size_t n = strlen(p);
-  return n >= 3 && strcasecmp(p + n - 3, ".gz") == 0;
-}
-
-static bool ends_with_ci(const char *p, const char *suf)
-{
-  size_t n = strlen(p), k = strlen(suf);
-  return n >= k && strcasecmp(p + n - k, suf) == 0;
-}
-
-/* Is t laid out densely with dim 0 fastest (the file's order)? */
-static bool file_ordered(const lm_tensor *t)
-{
-  int nd = lm_tensor_ndim(t);
-  const int64_t *sh = lm_tensor_shape(t), *str = lm_tensor_strides(t);
-  int64_t expect = 1;
-  for (int i = 0; i < nd; i++) {
-    if (sh[i] != 1 && str[i] != expect) return false;
-    expect *= sh[i];
-  }
-  return true;
-}
-
-static int stype_of(lm_dtype dt, nifti_stype *st)
-{
-  switch (dt) {
-  case LM_U8: *st = NIFTI_S_U8; return LM_OK;
-  case LM_I8: *st = NIFTI_S_I8; return LM_OK;
-  case LM_I16: *st = NIFTI_S_I16; return LM_OK;
-  case LM_U16: *st = NIFTI_S_U16; return LM_OK;
-  case LM_I32: *st = NIFTI_S_I32; return LM_OK;
-  case LM_U32: *st = NIFTI_S_U32; return LM_OK;
-  case LM_I64: *st = NIFTI_S_I64; return LM_OK;
-  case LM_F32: *st = NIFTI_S_F32; return LM_OK;
-  case LM_F64: *st = NIFTI_S_F64; return LM_OK;
-  default: return LM_EDTYPE;
-  }
-}
-
 typedef struct save_state {
   lm_op_ctx *ctx;
   const char *path;
@@ -65,39 +25,16 @@ typedef struct save_state {
   lm_tensor *ordered;   /* a copy in file order, when needed */
   void *converted;      /* voxels in the file's dtype, when needed */
   nifti_gz_members hz, dz;
-  nifti_atomic file;
 } save_state;
 
 static int err_out(save_state *s, const nifti_err *e)
 {
-  return lm_ctx_error(s->ctx, e->code, "%s: %s", s->path, e->msg);
+  return image_file_fail(s->ctx, s->path, e);
 }
 
 static int engine_err(save_state *s, int st)
 {
-  return lm_ctx_error(s->ctx, st, "%s: %s", s->path, lm_errmsg(lm_ctx_engine(s->ctx)));
-}
-
-/* Channel-first tensors (layout "C...") are written channel-last, as MONAI's
- * writer does, and a single channel is dropped. */
-static int channel_last(save_state *s, lm_tensor *img)
-{
-  const char *layout = lm_tensor_layout(img);
-  int nd = lm_tensor_ndim(img);
-  if (layout[0] != 'C' || nd < 2) {
-    s->view = lm_tensor_retain(img);
-    return LM_OK;
-  }
-  int st;
-  if (lm_tensor_shape(img)[0] == 1) {
-    st = lm_tensor_squeeze(img, 0, &s->view);
-  } else {
-    int perm[LM_MAX_DIMS];
-    for (int i = 0; i < nd - 1; i++) perm[i] = i + 1;
-    perm[nd - 1] = 0;
-    st = lm_tensor_permute(img, perm, &s->view);
-  }
-  return st < 0 ? engine_err(s, st) : LM_OK;
+  return image_engine_fail(s->ctx, s->path, st);
 }
 
 static int save(save_state *s, lm_tensor *img)
@@ -118,7 +55,9 @@ static int save(save_state *s, lm_tensor *img)
   nifti_write_spec spec;
   memset(&spec, 0, sizeof spec);
   if ((st = nifti_datatype_of_dtype(dt, &spec.datatype, &err)) < 0) return err_out(s, &err);
-  if ((st = channel_last(s, img)) < 0) return st;
+  /* Channel-first tensors (layout "C...") are written channel-last, as
+   * MONAI's writer does, and a single channel is dropped. */
+  if ((st = image_save_view(img, true, &s->view, NULL)) < 0) return engine_err(s, st);
 
   int nd = lm_tensor_ndim(s->view);
   if (nd < 1 || nd > 7)
@@ -148,8 +87,8 @@ static int save(save_state *s, lm_tensor *img)
   lm_tensor *src = s->view;
   lm_dtype sdt = lm_tensor_dtype(src);
   nifti_stype sst;
-  if (!file_ordered(src) || stype_of(sdt, &sst) != LM_OK) {
-    lm_dtype copy_dt = stype_of(sdt, &sst) == LM_OK ? sdt : LM_F32;
+  if (!image_tensor_dense(src, true) || nifti_stype_of_dtype(sdt, &sst) != LM_OK) {
+    lm_dtype copy_dt = nifti_stype_of_dtype(sdt, &sst) == LM_OK ? sdt : LM_F32;
     int order[LM_MAX_DIMS];
     for (int i = 0; i < nd; i++) order[i] = nd - 1 - i;
     if ((st = lm_tensor_new_ordered(e, copy_dt, nd, spec.shape, order, LM_CPU, &s->ordered)) < 0)
@@ -157,7 +96,7 @@ static int save(save_state *s, lm_tensor *img)
     if ((st = lm_tensor_copy(s->ordered, src)) < 0) return engine_err(s, st);
     src = s->ordered;
     sdt = copy_dt;
-    stype_of(sdt, &sst);
+    nifti_stype_of_dtype(sdt, &sst);
   }
   int64_t numel = lm_tensor_numel(src);
   size_t nbytes = (size_t)numel * lm_dtype_size(dt);
@@ -172,9 +111,9 @@ static int save(save_state *s, lm_tensor *img)
   }
   if (lm_ctx_cancelled(ctx)) return lm_ctx_error(ctx, LM_ECANCELED, "cancelled");
 
-  bool gz = ends_with_gz(s->path);
-  if (ends_with_ci(s->path, ".hdr") || ends_with_ci(s->path, ".img") ||
-      ends_with_ci(s->path, ".hdr.gz") || ends_with_ci(s->path, ".img.gz"))
+  bool gz = image_path_ends_with(s->path, ".gz");
+  if (image_path_ends_with(s->path, ".hdr") || image_path_ends_with(s->path, ".img") ||
+      image_path_ends_with(s->path, ".hdr.gz") || image_path_ends_with(s->path, ".img.gz"))
     return lm_ctx_error(ctx, LM_EUNSUPPORTED,
                         "%s: writing .hdr/.img pairs is not supported; use .nii or .nii.gz",
                         s->path);
@@ -202,9 +141,7 @@ static int save(save_state *s, lm_tensor *img)
     if (iov) free(iov);
     return lm_ctx_error(ctx, LM_ECANCELED, "cancelled");
   }
-  st = nifti_atomic_begin(&s->file, s->path, &err);
-  if (st >= 0) st = nifti_atomic_writev(&s->file, iov ? iov : plain, niov, &err);
-  if (st >= 0) st = nifti_atomic_commit(&s->file, &err);
+  st = nifti_atomic_write(s->path, iov ? iov : plain, niov, &err);
   free(iov);
   if (st < 0) return err_out(s, &err);
   return LM_OK;
@@ -215,14 +152,12 @@ static int save_nifti_run(lm_op_ctx *ctx)
   save_state s;
   memset(&s, 0, sizeof s);
   s.ctx = ctx;
-  s.file.fd = -1;
   s.par = (nifti_par){nifti_par_engine, ctx};
   s.path = lm_arg_string(ctx, "path");
   lm_tensor *img = lm_ctx_input(ctx, 0);
   int st;
   if (!s.path || !*s.path) st = lm_ctx_error(ctx, LM_EINVAL, "option path is required");
   else st = save(&s, img);
-  nifti_atomic_abort(&s.file);
   nifti_gz_members_free(&s.hz);
   nifti_gz_members_free(&s.dz);
   free(s.converted);

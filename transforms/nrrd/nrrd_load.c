@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../image_file.h"
 #include "../nifti/nifti_file.h"
 #include "../nifti/nifti_ops.h"
 #include "nrrd_format.h"
@@ -29,25 +30,9 @@ typedef struct load_state {
   lm_tensor *scratch, *out;
 } load_state;
 
-int nrrd_arg_load_dtype(lm_op_ctx *ctx, lm_dtype *dt, bool *native)
-{
-  const char *name = lm_arg_string(ctx, "dtype");
-  *native = false;
-  *dt = LM_F32;
-  if (!name) return LM_OK;
-  if (strcmp(name, "native") == 0) {
-    *native = true;
-    return LM_OK;
-  }
-  if (lm_dtype_from_name(name, dt) != LM_OK)
-    return lm_ctx_error(ctx, LM_EINVAL,
-                        "option dtype: unknown dtype '%s' (a dtype name or 'native')", name);
-  return LM_OK;
-}
-
 static int fail(load_state *s, const nifti_err *e, const char *file)
 {
-  return lm_ctx_error(s->ctx, e->code, "%s: %s", file, e->msg);
+  return image_file_fail(s->ctx, file, e);
 }
 
 static void set_results(lm_op_ctx *ctx, const nrrd_header *h, const char *dpath)
@@ -184,7 +169,7 @@ static int load_nrrd_run(lm_op_ctx *ctx)
   s.path = lm_arg_string(ctx, "path");
   lm_dtype want;
   bool native;
-  int st = nrrd_arg_load_dtype(ctx, &want, &native);
+  int st = image_arg_load_dtype(ctx, &want, &native);
   if (st < 0) return st;
   if (!s.path || !*s.path) return lm_ctx_error(ctx, LM_EINVAL, "option path is required");
   st = load(&s, want, native);
@@ -197,17 +182,9 @@ static int load_nrrd_run(lm_op_ctx *ctx)
     return st;
   }
   lm_tensor *out = s.out;
-  if (!native && (want == LM_F16 || want == LM_BF16)) {
-    lm_tensor *half = NULL;
-    st = lm_tensor_new_like(out, want, LM_CPU, &half);
-    if (st >= 0) st = lm_tensor_copy(half, out);
-    lm_tensor_release(out);
-    if (st < 0) {
-      lm_tensor_release(half);
-      return lm_ctx_error(ctx, st, "%s: conversion to %s failed", s.path, lm_dtype_name(want));
-    }
-    out = half;
-  }
+  if (!native && (want == LM_F16 || want == LM_BF16) &&
+      (st = image_to_half(ctx, s.path, want, &out)) < 0)
+    return st;
   char layout[NRRD_MAX_DIM + 1];
   layout_of(&s.h, layout);
   lm_tensor_set_affine(out, s.h.affine);

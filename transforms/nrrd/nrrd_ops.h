@@ -4,10 +4,6 @@
 #include "lumen.h"
 #include "../nifti/nifti_format.h"
 
-/* The dtype option of a loader: a dtype name, or 'native' (*native set; the
- * caller takes the stored type).  Unset: float32.  Errors name the option. */
-int nrrd_arg_load_dtype(lm_op_ctx *ctx, lm_dtype *dt, bool *native);
-
 /* One gzip member holding in[0..n), compressed in parallel (pigz's way:
  * chunks deflated independently, each non-final one ended by a sync flush,
  * so their concatenation is one deflate stream).  pynrrd reads only the

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../image_file.h"
 #include "../nifti/nifti_file.h"
 #include "../nifti/nifti_ops.h"
 #include "nrrd_format.h"
@@ -26,31 +27,12 @@ typedef struct save_state {
 
 static int fail(save_state *s, const nifti_err *e)
 {
-  return lm_ctx_error(s->ctx, e->code, "%s: %s", s->path, e->msg);
+  return image_file_fail(s->ctx, s->path, e);
 }
 
 static int engine_fail(save_state *s, int st)
 {
-  return lm_ctx_error(s->ctx, st, "%s: %s", s->path, lm_errmsg(lm_ctx_engine(s->ctx)));
-}
-
-static bool ends_with(const char *p, const char *suf)
-{
-  size_t n = strlen(p), k = strlen(suf);
-  return n >= k && strcasecmp(p + n - k, suf) == 0;
-}
-
-/* Dense with dim 0 fastest (the file's order)? */
-static bool file_ordered(const lm_tensor *t)
-{
-  int nd = lm_tensor_ndim(t);
-  const int64_t *sh = lm_tensor_shape(t), *str = lm_tensor_strides(t);
-  int64_t expect = 1;
-  for (int i = 0; i < nd; i++) {
-    if (sh[i] != 1 && str[i] != expect) return false;
-    expect *= sh[i];
-  }
-  return true;
+  return image_engine_fail(s->ctx, s->path, st);
 }
 
 static int options(save_state *s, nrrd_write_spec *spec, int *level)
@@ -87,8 +69,8 @@ static int save(save_state *s, lm_tensor *img)
   if (lm_tensor_device(img).type != LM_DEVICE_CPU)
     return lm_ctx_error(ctx, LM_EDEVICE, "%s: the image is on a CUDA device; bring it to the "
                         "host first (img:to('cpu') or ToHost)", s->path);
-  bool detached = ends_with(s->path, ".nhdr");
-  if (!detached && !ends_with(s->path, ".nrrd"))
+  bool detached = image_path_ends_with(s->path, ".nhdr");
+  if (!detached && !image_path_ends_with(s->path, ".nrrd"))
     return lm_ctx_error(ctx, LM_EINVAL, "%s: option path: NRRD files end in .nrrd or .nhdr",
                         s->path);
   nrrd_write_spec spec;
@@ -102,12 +84,9 @@ static int save(save_state *s, lm_tensor *img)
    * "vector"); a single channel is dropped, as SaveNifti does. */
   int nd = lm_tensor_ndim(img);
   if (nd < 1) return lm_ctx_error(ctx, LM_ESHAPE, "%s: a 0-d tensor is not an image", s->path);
-  if (lm_tensor_layout(img)[0] == 'C' && nd >= 2 && lm_tensor_shape(img)[0] == 1) {
-    if ((st = lm_tensor_squeeze(img, 0, &s->view)) < 0) return engine_fail(s, st);
-  } else {
-    s->view = lm_tensor_retain(img);
-    if (lm_tensor_layout(img)[0] == 'C' && nd >= 2) spec.channel_axis = 0;
-  }
+  bool channel_first;
+  if ((st = image_save_view(img, false, &s->view, &channel_first)) < 0) return engine_fail(s, st);
+  if (channel_first) spec.channel_axis = 0;
   nd = lm_tensor_ndim(s->view);
   if (nd > NRRD_MAX_DIM)
     return lm_ctx_error(ctx, LM_ESHAPE, "%s: %d dims (at most %d)", s->path, nd, NRRD_MAX_DIM);
@@ -136,7 +115,7 @@ static int save(save_state *s, lm_tensor *img)
 
   /* The values, in file order and the file's dtype. */
   lm_tensor *src = s->view;
-  if (!file_ordered(src) || lm_tensor_dtype(src) != spec.dt) {
+  if (!image_tensor_dense(src, true) || lm_tensor_dtype(src) != spec.dt) {
     int order[LM_MAX_DIMS];
     for (int i = 0; i < nd; i++) order[i] = nd - 1 - i;
     if ((st = lm_tensor_new_ordered(e, spec.dt, nd, spec.sizes, order, LM_CPU, &s->ordered)) < 0)
@@ -166,9 +145,7 @@ static int save(save_state *s, lm_tensor *img)
     if (st >= 0) st = nifti_atomic_commit(&s->dfile, &err);
     if (st >= 0) st = nifti_atomic_commit(&s->hfile, &err);
   } else {
-    st = nifti_atomic_begin(&s->hfile, s->path, &err);
-    if (st >= 0) st = nifti_atomic_writev(&s->hfile, iov, 2, &err);
-    if (st >= 0) st = nifti_atomic_commit(&s->hfile, &err);
+    st = nifti_atomic_write(s->path, iov, 2, &err);
   }
   if (st < 0) return fail(s, &err);
   return LM_OK;
