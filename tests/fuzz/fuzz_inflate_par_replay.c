@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include "../c/tap.h"
+#include "fuzz_replay_files.h"
 #include "nifti_inflate_par.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -123,18 +124,7 @@ static void test_harness_takes_parallel_path(void)
 int main(int argc, char **argv)
 {
   if (argc > 1) {
-    for (int i = 1; i < argc; i++) {
-      FILE *f = fopen(argv[i], "rb");
-      if (!f) continue;
-      fseek(f, 0, SEEK_END);
-      long n = ftell(f);
-      fseek(f, 0, SEEK_SET);
-      uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
-      size_t got = fread(buf, 1, n > 0 ? (size_t)n : 0, f);
-      fclose(f);
-      LLVMFuzzerTestOneInput(buf, got);
-      free(buf);
-    }
+    for (int i = 1; i < argc; i++) fuzz_replay_file(argv[i]);
     printf("replayed %d file(s) without a crash\n", argc - 1);
     return 0;
   }

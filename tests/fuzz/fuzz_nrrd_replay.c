@@ -7,11 +7,11 @@
  *   fuzz_nrrd_replay                      generate and run the corpus (TAP)
  *   fuzz_nrrd_replay --write-corpus DIR   write the seed corpus to DIR
  *   fuzz_nrrd_replay FILE|DIR...          replay inputs (crash reproducers) */
-#include <dirent.h>
 #include <sys/stat.h>
 #include <zlib.h>
 
 #include "../c/tap.h"
+#include "fuzz_replay_files.h"
 #include "nrrd_format.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -141,39 +141,6 @@ static void write_seed(const uint8_t *buf, size_t len, void *ctx)
   fclose(f);
 }
 
-static void replay_file(const char *path)
-{
-  FILE *f = fopen(path, "rb");
-  if (!f) return;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
-  size_t got = fread(buf, 1, n > 0 ? (size_t)n : 0, f);
-  fclose(f);
-  LLVMFuzzerTestOneInput(buf, got);
-  free(buf);
-}
-
-static void replay_path(const char *path)
-{
-  struct stat sb;
-  if (stat(path, &sb) != 0) return;
-  if (!S_ISDIR(sb.st_mode)) {
-    replay_file(path);
-    return;
-  }
-  DIR *d = opendir(path);
-  struct dirent *de;
-  char p[2048];
-  while (d && (de = readdir(d))) {
-    if (de->d_name[0] == '.') continue;
-    snprintf(p, sizeof p, "%s/%s", path, de->d_name);
-    replay_file(p);
-  }
-  if (d) closedir(d);
-}
-
 static void count_valid(const uint8_t *buf, size_t len, void *ctx)
 {
   nrrd_header h;
@@ -211,7 +178,7 @@ int main(int argc, char **argv)
     return 0;
   }
   if (argc > 1) {
-    for (int i = 1; i < argc; i++) replay_path(argv[i]);
+    for (int i = 1; i < argc; i++) fuzz_replay_path(argv[i]);
     printf("replayed %d path(s) without a crash\n", argc - 1);
     return 0;
   }

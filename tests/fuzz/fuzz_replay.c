@@ -6,10 +6,10 @@
  *   fuzz_nifti_replay                      generate and run the corpus (TAP)
  *   fuzz_nifti_replay --write-corpus DIR   write the seed corpus to DIR
  *   fuzz_nifti_replay FILE|DIR...          replay inputs (crash reproducers) */
-#include <dirent.h>
 #include <sys/stat.h>
 
 #include "../c/tap.h"
+#include "fuzz_replay_files.h"
 #include "../c/test_nifti_util.h"
 #include "nifti_format.h"
 
@@ -104,39 +104,6 @@ static void write_seed(const uint8_t *buf, size_t len, void *ctx)
   tn_write(p, buf, len);
 }
 
-static void replay_file(const char *path)
-{
-  FILE *f = fopen(path, "rb");
-  if (!f) return;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
-  size_t got = fread(buf, 1, n > 0 ? (size_t)n : 0, f);
-  fclose(f);
-  LLVMFuzzerTestOneInput(buf, got);
-  free(buf);
-}
-
-static void replay_path(const char *path)
-{
-  struct stat sb;
-  if (stat(path, &sb) != 0) return;
-  if (!S_ISDIR(sb.st_mode)) {
-    replay_file(path);
-    return;
-  }
-  DIR *d = opendir(path);
-  struct dirent *de;
-  char p[2048];
-  while (d && (de = readdir(d))) {
-    if (de->d_name[0] == '.') continue;
-    snprintf(p, sizeof p, "%s/%s", path, de->d_name);
-    replay_file(p);
-  }
-  if (d) closedir(d);
-}
-
 static void test_generated_corpus(void)
 {
   stats st = {0};
@@ -169,7 +136,7 @@ int main(int argc, char **argv)
     return 0;
   }
   if (argc > 1) {
-    for (int i = 1; i < argc; i++) replay_path(argv[i]);
+    for (int i = 1; i < argc; i++) fuzz_replay_path(argv[i]);
     printf("replayed %d path(s) without a crash\n", argc - 1);
     return 0;
   }
