@@ -5,25 +5,9 @@
  *                                     MASK (a uint8 NIfTI, loaded once)
  *   bench_cc keep LABEL RUNS          KeepLargestConnectedComponent (26)
  */
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "lumen.h"
-
-static double now(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
+#include "bench_util.h"
 
 int main(int argc, char **argv)
 {
@@ -32,10 +16,7 @@ int main(int argc, char **argv)
     return 2;
   }
   lm_engine *E;
-  lm_config cfg;
-  lm_config_init(&cfg);
-  cfg.no_cuda = true;
-  if (lm_engine_new(&cfg, &E) != LM_OK) return 1;
+  if (bench_engine_new(&E) != LM_OK) return 1;
   bool label = strcmp(argv[1], "label") == 0;
   int runs = atoi(argv[argc - 1]);
   if (runs < 1) runs = 1;
@@ -57,18 +38,17 @@ int main(int argc, char **argv)
     lm_tensor *out[LM_MAX_OUTPUTS] = {0};
     lm_params *res = NULL;
     n = LM_MAX_OUTPUTS;
-    double t0 = now();
+    double t0 = bench_now();
     if (lm_call(E, op, &img, 1, o, out, &n, &res) < 0) {
       fprintf(stderr, "%s: %s\n", op, lm_errmsg(E));
       return 1;
     }
-    double dt = now() - t0;
+    double dt = bench_now() - t0;
     if (r >= 0) t[r] = dt;
     for (int i = 0; i < n; i++) lm_tensor_release(out[i]);
     lm_params_free(res);
   }
-  qsort(t, (size_t)runs, sizeof *t, cmp);
-  printf("%.6f %.6f\n", t[runs / 2], t[0]);
+  bench_report(t, runs);
   free(t);
   lm_tensor_release(img);
   lm_params_free(lo);

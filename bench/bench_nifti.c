@@ -6,36 +6,11 @@
  *   bench_nifti scale IN RUNS            ScaleIntensityRange(-1000..1000 -> 0..1,
  *                                        clip) on IN loaded as float32
  * Exit 77 when an op is not registered. */
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "lumen.h"
-
-static double now(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
+#include "bench_util.h"
 
 static lm_engine *E;
-
-static int call(const char *op, lm_tensor *in, lm_params *o, lm_tensor **out)
-{
-  int n = 1;
-  *out = NULL;
-  int st = lm_call(E, op, in ? &in : NULL, in ? 1 : 0, o, out, &n, NULL);
-  if (st < 0) fprintf(stderr, "%s failed: %s\n", op, lm_errmsg(E));
-  return st;
-}
 
 static lm_tensor *load(const char *path, const char *dtype)
 {
@@ -44,7 +19,7 @@ static lm_tensor *load(const char *path, const char *dtype)
   lm_params_set_string(o, "path", path);
   lm_params_set_string(o, "dtype", dtype);
   lm_tensor *t;
-  int st = call("LoadNifti", NULL, o, &t);
+  int st = bench_call(E, "LoadNifti", NULL, o, &t);
   lm_params_free(o);
   return st < 0 ? NULL : t;
 }
@@ -55,10 +30,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "usage: bench_nifti load PATH RUNS | save IN OUT RUNS | scale IN RUNS\n");
     return 2;
   }
-  lm_config cfg;
-  lm_config_init(&cfg);
-  cfg.no_cuda = true;
-  if (lm_engine_new(&cfg, &E) != LM_OK) return 1;
+  if (bench_engine_new(&E) != LM_OK) return 1;
   const char *mode = argv[1];
   int runs = atoi(argv[argc - 1]);
   if (runs < 1) runs = 1;
@@ -95,14 +67,13 @@ int main(int argc, char **argv)
   /* One warm-up call (page cache, allocator), as the Python side gets. */
   for (int r = -1; r < runs; r++) {
     lm_tensor *out;
-    double t0 = now();
-    if (call(op, img, o, &out) < 0) return 1;
-    double dt = now() - t0;
+    double t0 = bench_now();
+    if (bench_call(E, op, img, o, &out) < 0) return 1;
+    double dt = bench_now() - t0;
     lm_tensor_release(out);
     if (r >= 0) t[r] = dt;
   }
-  qsort(t, (size_t)runs, sizeof *t, cmp);
-  printf("%.6f %.6f\n", t[runs / 2], t[0]);
+  bench_report(t, runs);
   lm_params_free(o);
   lm_tensor_release(img);
   lm_engine_release(E);

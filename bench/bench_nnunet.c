@@ -4,25 +4,8 @@
  * "median_s min_s" on stdout.
  *
  *   bench_nnunet PATH TX TY TZ RUNS [OUT]    OUT: save the last result */
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-
-#include "lumen.h"
+#include "bench_util.h"
 #include "resample_nnunet.h"
-
-static double now(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
 
 int main(int argc, char **argv)
 {
@@ -30,11 +13,8 @@ int main(int argc, char **argv)
     fprintf(stderr, "usage: bench_nnunet PATH TX TY TZ RUNS [OUT]\n");
     return 2;
   }
-  lm_config cfg;
-  lm_config_init(&cfg);
-  cfg.no_cuda = true;
   lm_engine *e;
-  if (lm_engine_new(&cfg, &e) != LM_OK) return 3;
+  if (bench_engine_new(&e) != LM_OK) return 3;
   lm_params *p;
   lm_params_new(&p);
   lm_params_set_string(p, "path", argv[1]);
@@ -55,9 +35,9 @@ int main(int argc, char **argv)
   for (int r = 0; r <= runs && st >= 0; r++) { /* run 0 warms the allocator */
     lm_tensor_release(out);
     out = NULL;
-    double t0 = now();
+    double t0 = bench_now();
     st = xf_resample_nnunet(NULL, in, target, &o, &out);
-    if (r > 0) t[r - 1] = now() - t0;
+    if (r > 0) t[r - 1] = bench_now() - t0;
   }
   if (st < 0) {
     fprintf(stderr, "bench_nnunet: %s\n", lm_errmsg(e));
@@ -70,8 +50,7 @@ int main(int argc, char **argv)
     st = lm_call(e, "SaveNifti", &out, 1, p, NULL, &n, NULL);
     lm_params_free(p);
   }
-  qsort(t, (size_t)runs, sizeof *t, cmp);
-  printf("%.6f %.6f\n", t[runs / 2], t[0]);
+  bench_report(t, runs);
   free(t);
   lm_tensor_release(out);
   lm_tensor_release(in);
