@@ -9,6 +9,7 @@
 
 #include "tap.h"
 #include "test_formats_util.h"
+#include "test_nifti_util.h" /* tn_gzip: one member, as python's gzip.compress */
 #include "nrrd_format.h"
 #include "nrrd_ops.h"
 
@@ -137,24 +138,6 @@ static void test_parse_errors(void)
   }
 }
 
-/* gzip of buf as one member (the way python's gzip.compress writes). */
-static uint8_t *gzip_one(const void *buf, size_t n, size_t *out_len)
-{
-  z_stream zs;
-  memset(&zs, 0, sizeof zs);
-  deflateInit2(&zs, 6, Z_DEFLATED, 16 + 15, 8, Z_DEFAULT_STRATEGY);
-  size_t cap = deflateBound(&zs, n) + 64;
-  uint8_t *out = malloc(cap);
-  zs.next_in = (Bytef *)buf;
-  zs.avail_in = (uInt)n;
-  zs.next_out = out;
-  zs.avail_out = (uInt)cap;
-  deflate(&zs, Z_FINISH);
-  *out_len = cap - zs.avail_out;
-  deflateEnd(&zs);
-  return out;
-}
-
 /* A LUNA16 _clean.nrrd-style file: 3-D short, LPS directions, gzip. */
 static void test_load_luna_style(void)
 {
@@ -162,7 +145,7 @@ static void test_load_luna_style(void)
   int16_t v[X * Y * Z];
   for (int i = 0; i < X * Y * Z; i++) v[i] = (int16_t)(i * 37 - 1000);
   size_t glen;
-  uint8_t *gz = gzip_one(v, sizeof v, &glen);
+  uint8_t *gz = tn_gzip((const uint8_t *)v, sizeof v, &glen);
   const char *hdr =
       "NRRD0004\n# Complete NRRD file format specification at:\n"
       "# http://teem.sourceforge.net/nrrd/format.html\ntype: short\ndimension: 3\n"
@@ -429,7 +412,7 @@ static void test_errors(void)
                    "encoding: gzip\n\n";
   size_t glen;
   int16_t zeros[64] = {0};
-  uint8_t *gz = gzip_one(zeros, sizeof zeros, &glen);
+  uint8_t *gz = tn_gzip((const uint8_t *)zeros, sizeof zeros, &glen);
   tf_write(tf_path(p, sizeof p, "shortgz.nrrd"), hg, strlen(hg), gz, glen);
   free(gz);
   CHECK_INT(tf_load(E, "LoadNrrd", p, NULL, &t, NULL), LM_EFORMAT);

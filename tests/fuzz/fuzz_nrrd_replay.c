@@ -8,32 +8,15 @@
  *   fuzz_nrrd_replay --write-corpus DIR   write the seed corpus to DIR
  *   fuzz_nrrd_replay FILE|DIR...          replay inputs (crash reproducers) */
 #include <sys/stat.h>
-#include <zlib.h>
 
 #include "../c/tap.h"
+#include "../c/test_nifti_util.h"
 #include "fuzz_replay_files.h"
 #include "nrrd_format.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 typedef void (*seed_fn)(const uint8_t *buf, size_t len, void *ctx);
-
-static uint8_t *gzip_buf(const uint8_t *in, size_t n, size_t *len)
-{
-  z_stream zs;
-  memset(&zs, 0, sizeof zs);
-  deflateInit2(&zs, 6, Z_DEFLATED, 16 + 15, 8, Z_DEFAULT_STRATEGY);
-  size_t cap = deflateBound(&zs, n) + 32;
-  uint8_t *out = malloc(cap);
-  zs.next_in = (Bytef *)in;
-  zs.avail_in = (uInt)n;
-  zs.next_out = out;
-  zs.avail_out = (uInt)cap;
-  deflate(&zs, Z_FINISH);
-  *len = cap - zs.avail_out;
-  deflateEnd(&zs);
-  return out;
-}
 
 static void for_each_seed(seed_fn fn, void *ctx)
 {
@@ -66,7 +49,7 @@ static void for_each_seed(seed_fn fn, void *ctx)
           memcpy(data, vals, dlen);
           len = dlen;
         } else if (enc == 1) {
-          data = gzip_buf(vals, dlen, &len);
+          data = tn_gzip(vals, dlen, &len);
         } else {
           char *txt = malloc(24 * 24 + 8);
           size_t k = 0;
