@@ -23,6 +23,17 @@ bool image_tensor_dense(const lm_tensor *t, bool first_fastest)
   return true;
 }
 
+int image_dense_copy(lm_engine *e, lm_tensor *src, lm_dtype dt, bool first_fastest,
+                     lm_tensor **out)
+{
+  int nd = lm_tensor_ndim(src);
+  int order[LM_MAX_DIMS]; /* slowest dim first */
+  for (int i = 0; i < nd; i++) order[i] = first_fastest ? nd - 1 - i : i;
+  int st = lm_tensor_new_ordered(e, dt, nd, lm_tensor_shape(src), order, LM_CPU, out);
+  if (st >= 0) st = lm_tensor_copy(*out, src);
+  return st;
+}
+
 int image_file_error(lm_op_ctx *ctx, int code, const char *path, const char *msg)
 {
   return lm_ctx_error(ctx, code, "%s: %s", path, msg);

@@ -16,6 +16,13 @@ bool image_path_ends_with(const char *path, const char *suffix);
  * Dims of size 1 may have any stride. */
 bool image_tensor_dense(const lm_tensor *t, bool first_fastest);
 
+/* A dense CPU copy of src in dtype dt, dim 0 fastest (first_fastest: file
+ * order) or the last (C order): what a Save op writes when the tensor is not
+ * already laid out as the file stores it.  Returns the engine's status; on
+ * failure *out may hold a tensor the caller releases. */
+int image_dense_copy(lm_engine *e, lm_tensor *src, lm_dtype dt, bool first_fastest,
+                     lm_tensor **out);
+
 /* Errors about a file, as "path: msg"; the first takes a nifti_err (its
  * code and message), the second the engine's last message. */
 int image_file_error(lm_op_ctx *ctx, int code, const char *path, const char *msg);

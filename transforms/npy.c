@@ -86,12 +86,12 @@ static int load(load_state *s, const char *dname)
                         "dtypes only, not %s", s->path, lm_dtype_name(want));
 
   if ((st = lm_tensor_new_ordered(e, want, h->ndim, h->shape, order, LM_CPU, &s->out)) < 0)
-    return lm_ctx_error(ctx, st, "%s: %s", s->path, lm_errmsg(e));
+    return image_engine_fail(ctx, s->path, st);
   lm_tensor *dst = s->out;
   if (!direct) {
     /* The stored values first, then one conversion. */
     if ((st = lm_tensor_new_ordered(e, h->dt, h->ndim, h->shape, order, LM_CPU, &s->raw)) < 0)
-      return lm_ctx_error(ctx, st, "%s: %s", s->path, lm_errmsg(e));
+      return image_engine_fail(ctx, s->path, st);
     dst = s->raw;
   }
   if ((st = nifti_pread_exact(s->fd, total, lm_tensor_data(dst), (size_t)h->data_bytes, &err)) < 0)
@@ -170,14 +170,10 @@ static int save_npy_run(lm_op_ctx *ctx)
     return image_file_error(ctx, st, path, msg);
   lm_tensor *src = img;
   if (dt != lm_tensor_dtype(img) || (!fortran && !image_tensor_dense(img, false))) {
-    int order[LM_MAX_DIMS];
-    for (int i = 0; i < nd; i++) order[i] = fortran ? nd - 1 - i : i;
-    st = lm_tensor_new_ordered(e, dt, nd, shape, order, LM_CPU, &copy);
-    if (st >= 0) st = lm_tensor_copy(copy, img);
-    if (st < 0) {
+    if ((st = image_dense_copy(e, img, dt, fortran, &copy)) < 0) {
       free(header);
       lm_tensor_release(copy);
-      return lm_ctx_error(ctx, st, "%s: %s", path, lm_errmsg(e));
+      return image_engine_fail(ctx, path, st);
     }
     src = copy;
   }

@@ -212,7 +212,7 @@ static int load(load_state *s)
       if (swap) nifti_swap_inplace((void *)voxels, h->voxel_bytes, h->numel, &s->par);
       st = lm_tensor_wrap(e, (void *)voxels, decode_dt, ndim, shape, strides, LM_CPU,
                           release_scratch, s->stream, &s->out);
-      if (st < 0) return lm_ctx_error(ctx, st, "%s: %s", s->path, lm_errmsg(e));
+      if (st < 0) return image_engine_fail(ctx, s->path, st);
       s->stream = NULL; /* owned by the wrapped tensor now */
       return LM_OK;
     }
@@ -221,7 +221,7 @@ static int load(load_state *s)
     if (no_convert) {
       /* Read straight into the tensor. */
       if ((st = lm_tensor_new_ordered(e, decode_dt, ndim, shape, order, LM_CPU, &s->out)) < 0)
-        return lm_ctx_error(ctx, st, "%s: %s", s->path, lm_errmsg(e));
+        return image_engine_fail(ctx, s->path, st);
       if ((st = nifti_pread_exact(s->dfd, off, lm_tensor_data(s->out), (size_t)h->data_bytes,
                                   &err)) < 0)
         return fail_err(s, &err, dname);
@@ -237,7 +237,7 @@ static int load(load_state *s)
 
   if (lm_ctx_cancelled(ctx)) return lm_ctx_error(ctx, LM_ECANCELED, "cancelled");
   if ((st = lm_tensor_new_ordered(e, decode_dt, ndim, shape, order, LM_CPU, &s->out)) < 0)
-    return lm_ctx_error(ctx, st, "%s: %s", s->path, lm_errmsg(e));
+    return image_engine_fail(ctx, s->path, st);
   st = nifti_convert(&cs, voxels, lm_tensor_data(s->out), h->numel, &s->par);
   if (st < 0) return lm_ctx_error(ctx, st, "%s: voxel conversion failed", s->path);
   return LM_OK;

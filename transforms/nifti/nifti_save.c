@@ -89,11 +89,7 @@ static int save(save_state *s, lm_tensor *img)
   nifti_stype sst;
   if (!image_tensor_dense(src, true) || nifti_stype_of_dtype(sdt, &sst) != LM_OK) {
     lm_dtype copy_dt = nifti_stype_of_dtype(sdt, &sst) == LM_OK ? sdt : LM_F32;
-    int order[LM_MAX_DIMS];
-    for (int i = 0; i < nd; i++) order[i] = nd - 1 - i;
-    if ((st = lm_tensor_new_ordered(e, copy_dt, nd, spec.shape, order, LM_CPU, &s->ordered)) < 0)
-      return engine_err(s, st);
-    if ((st = lm_tensor_copy(s->ordered, src)) < 0) return engine_err(s, st);
+    if ((st = image_dense_copy(e, src, copy_dt, true, &s->ordered)) < 0) return engine_err(s, st);
     src = s->ordered;
     sdt = copy_dt;
     nifti_stype_of_dtype(sdt, &sst);

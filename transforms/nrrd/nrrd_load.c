@@ -131,7 +131,7 @@ static int load(load_state *s, lm_dtype want, bool native)
     order[a] = h->dim - 1 - a; /* axis 0 fastest: the file's order */
   }
   if ((st = lm_tensor_new_ordered(e, decode_dt, h->dim, shape, order, LM_CPU, &s->out)) < 0)
-    return lm_ctx_error(ctx, st, "%s: %s", s->path, lm_errmsg(e));
+    return image_engine_fail(ctx, s->path, st);
 
   lm_dtype stored;
   bool same = nifti_stype_to_dtype(h->stype, &stored) == LM_OK && stored == decode_dt;

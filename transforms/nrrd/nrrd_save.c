@@ -116,11 +116,7 @@ static int save(save_state *s, lm_tensor *img)
   /* The values, in file order and the file's dtype. */
   lm_tensor *src = s->view;
   if (!image_tensor_dense(src, true) || lm_tensor_dtype(src) != spec.dt) {
-    int order[LM_MAX_DIMS];
-    for (int i = 0; i < nd; i++) order[i] = nd - 1 - i;
-    if ((st = lm_tensor_new_ordered(e, spec.dt, nd, spec.sizes, order, LM_CPU, &s->ordered)) < 0)
-      return engine_fail(s, st);
-    if ((st = lm_tensor_copy(s->ordered, src)) < 0) return engine_fail(s, st);
+    if ((st = image_dense_copy(e, src, spec.dt, true, &s->ordered)) < 0) return engine_fail(s, st);
     src = s->ordered;
   }
   const uint8_t *data = lm_tensor_data(src);
