@@ -23,8 +23,9 @@ bool image_tensor_dense(const lm_tensor *t, bool first_fastest);
 int image_dense_copy(lm_engine *e, lm_tensor *src, lm_dtype dt, bool first_fastest,
                      lm_tensor **out);
 
-/* Errors about a file, as "path: msg"; the first takes a nifti_err (its
- * code and message), the second the engine's last message. */
+/* Errors about a file, as "path: msg": image_file_error with a message,
+ * image_file_fail with a nifti_err's code and message, image_engine_fail
+ * with the engine's last message. */
 int image_file_error(lm_op_ctx *ctx, int code, const char *path, const char *msg);
 int image_file_fail(lm_op_ctx *ctx, const char *path, const nifti_err *e);
 int image_engine_fail(lm_op_ctx *ctx, const char *path, int st);
@@ -43,8 +44,8 @@ int image_to_half(lm_op_ctx *ctx, const char *path, lm_dtype want, lm_tensor **o
  * dims) with a single channel loses it, as MONAI's writers do.  With several
  * channels, channel_last permutes the channel to the last dim (NIfTI, as
  * MONAI's NibabelWriter); otherwise the view keeps it as dim 0 and
- * *channel_first (may be NULL) is set (NRRD's "vector" axis).  Anything else is retained
- * as it is.  Returns the engine's status. */
+ * *channel_first (may be NULL) is set (NRRD's "vector" axis).  Anything
+ * else is retained as it is.  Returns the engine's status. */
 int image_save_view(lm_tensor *img, bool channel_last, lm_tensor **view, bool *channel_first);
 
 #endif
