@@ -29,9 +29,18 @@ int nifti_fail(nifti_err *err, int status, const char *fmt, ...)
 typedef struct nifti_par {
   int (*run)(void *ctx, int64_t n, int64_t grain, lm_range_fn body, void *arg);
   void *ctx;
+  /* Optional source of large scratch buffers (the engine's caching
+   * allocator, so repeated loads do not pay for fresh pages again): alloc
+   * returns the buffer and sets *handle for release.  NULL: malloc/free. */
+  void *(*alloc)(void *ctx, size_t n, void **handle);
+  void (*release)(void *handle);
 } nifti_par;
 int nifti_par_for(const nifti_par *par, int64_t n, int64_t grain,
                   lm_range_fn body, void *arg);
+/* A scratch buffer of n bytes from par's allocator (or malloc); NULL when
+ * out of memory.  Give it back with nifti_scratch_free(par, p, handle). */
+void *nifti_scratch_alloc(const nifti_par *par, size_t n, void **handle);
+void nifti_scratch_free(const nifti_par *par, void *p, void *handle);
 
 /* NIfTI datatype codes. */
 enum {

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nifti_format.h"
@@ -25,6 +26,22 @@ int nifti_par_for(const nifti_par *par, int64_t n, int64_t grain,
   if (n <= 0) return LM_OK;
   if (par && par->run) return par->run(par->ctx, n, grain, body, arg);
   return body(0, n, arg);
+}
+
+void *nifti_scratch_alloc(const nifti_par *par, size_t n, void **handle)
+{
+  *handle = NULL;
+  if (par && par->alloc) return par->alloc(par->ctx, n, handle);
+  return malloc(n ? n : 1);
+}
+
+void nifti_scratch_free(const nifti_par *par, void *p, void *handle)
+{
+  if (par && par->alloc) {
+    if (handle) par->release(handle);
+  } else {
+    free(p);
+  }
 }
 
 /* --- byte order -------------------------------------------------------- */

@@ -73,6 +73,7 @@ typedef struct job {
   uint64_t split_bit;
   /* A */
   uint8_t *abuf;
+  void *abuf_handle;
   size_t alen;
   size_t a_out;
   uint32_t a_crc;
@@ -80,6 +81,7 @@ typedef struct job {
   double t_a;
   /* B */
   uint16_t *bbuf;
+  void *bbuf_handle;
   size_t bcap;
   nifti_mdec_pos bpos;
   bool b_ok;
@@ -222,7 +224,7 @@ bool nifti_inflate_par(const uint8_t *in, size_t in_len, uint8_t *out, size_t wa
   if (to > (uint64_t)(in_len - 8) * 8) to = (uint64_t)(in_len - 8) * 8;
   /* B holds at most want symbols (A produces at least one byte). */
   j->bcap = want;
-  j->bbuf = malloc(want * sizeof(uint16_t));
+  j->bbuf = nifti_scratch_alloc(par, want * sizeof(uint16_t), &j->bbuf_handle);
   if (!j->bbuf) {
     why = "out of memory";
     goto out;
@@ -233,7 +235,7 @@ bool nifti_inflate_par(const uint8_t *in, size_t in_len, uint8_t *out, size_t wa
   }
   t_find = now() - t0;
   j->alen = (size_t)(j->split_bit >> 3) - d0 + ((j->split_bit & 7) + 10 + 7) / 8;
-  j->abuf = malloc(j->alen);
+  j->abuf = nifti_scratch_alloc(par, j->alen, &j->abuf_handle);
   if (!j->abuf) {
     why = "out of memory";
     goto out;
@@ -291,8 +293,8 @@ out:
     info->t_resolve = ok ? now() - t1 : 0;
   }
   free(j->crcs);
-  free(j->abuf);
-  free(j->bbuf);
+  if (j->abuf) nifti_scratch_free(par, j->abuf, j->abuf_handle);
+  if (j->bbuf) nifti_scratch_free(par, j->bbuf, j->bbuf_handle);
   free(j);
   return ok;
 }

@@ -19,9 +19,27 @@ int nifti_par_engine(void *c, int64_t n, int64_t grain, lm_range_fn body, void *
   return lm_parallel_for(lm_ctx_engine(ctx), ctx, n, grain, body, arg);
 }
 
+/* nifti_par's scratch source: uint8 tensors, i.e. the engine's caching
+ * allocator. */
+static void *par_scratch_alloc(void *c, size_t n, void **handle)
+{
+  lm_op_ctx *ctx = c;
+  int64_t len = (int64_t)(n ? n : 1);
+  lm_tensor *t = NULL;
+  if (lm_tensor_new(lm_ctx_engine(ctx), LM_U8, 1, &len, LM_CPU, &t) < 0) return NULL;
+  *handle = t;
+  return lm_tensor_data(t);
+}
+
+static void par_scratch_release(void *handle)
+{
+  lm_tensor_release(handle);
+}
+
 /* A scratch byte buffer from the engine's caching allocator. */
 static int scratch_new(lm_op_ctx *ctx, uint64_t n, lm_tensor **t, uint8_t **p)
 {
+  *p = NULL;
   int64_t len = (int64_t)(n ? n : 1);
   int st = lm_tensor_new(lm_ctx_engine(ctx), LM_U8, 1, &len, LM_CPU, t);
   if (st < 0) return lm_ctx_error(ctx, st, "out of memory for %llu bytes",
@@ -249,7 +267,7 @@ static int load_nifti_run(lm_op_ctx *ctx)
   memset(&s, 0, sizeof s);
   s.ctx = ctx;
   s.hfd = s.dfd = -1;
-  s.par = (nifti_par){nifti_par_engine, ctx};
+  s.par = (nifti_par){nifti_par_engine, ctx, par_scratch_alloc, par_scratch_release};
   s.path = lm_arg_string(ctx, "path");
   if (!s.path) return lm_ctx_error(ctx, LM_EINVAL, "option path is required");
   int st = load(&s);
