@@ -334,9 +334,10 @@ void lm_tensor_trace_pop(lm_tensor *t);
 typedef enum lm_value_type {
   LM_VALUE_NIL = 0, LM_VALUE_NUMBER, LM_VALUE_INT, LM_VALUE_BOOL,
   LM_VALUE_STRING, LM_VALUE_NUMBERS,
-  LM_VALUE_JSON    /* structured data as JSON text in u.string (nested lists
+  LM_VALUE_JSON,   /* structured data as JSON text in u.string (nested lists
                       and objects, e.g. contours); the Lua binding turns it
                       into tables */
+  LM_VALUE_MODEL   /* a model (u.model); the holder owns one reference */
 } lm_value_type;
 
 typedef struct lm_value {
@@ -348,6 +349,7 @@ typedef struct lm_value {
     const char *string;                         /* STRING and JSON; owned by
                                                    the holder */
     struct { const double *v; int n; } numbers; /* owned by the holder */
+    struct lm_model *model;                     /* MODEL */
   } u;
 } lm_value;
 
@@ -363,6 +365,8 @@ int lm_params_set_numbers(lm_params *p, const char *name, const double *v, int n
 /* A structured value: json must be one valid JSON value (object, array,
 ** string, number, true, false or null); it is stored as given. */
 int lm_params_set_json(lm_params *p, const char *name, const char *json);
+/* A model: the params take their own reference (lm_model_retain). */
+int lm_params_set_model(lm_params *p, const char *name, struct lm_model *m);
 int lm_params_count(const lm_params *p);
 /* Entry i (insertion order): its name, and its value in *v (borrowed). */
 const char *lm_params_at(const lm_params *p, int i, lm_value *v);
@@ -378,7 +382,9 @@ typedef enum lm_arg_type {
   LM_ARG_INT,      /* integer (a number with an integral value) */
   LM_ARG_BOOL,
   LM_ARG_STRING,
-  LM_ARG_NUMBERS   /* a list of numbers */
+  LM_ARG_NUMBERS,  /* a list of numbers */
+  LM_ARG_MODEL     /* a model (lm_model; from Lua a Model object); the
+                      Lua binding also accepts it as a positional argument */
 } lm_arg_type;
 
 typedef struct lm_arg_desc {
@@ -395,7 +401,10 @@ enum {
   LM_OP_IO = 1 << 1,       /* does file I/O */
   LM_OP_INLINE = 1 << 2,   /* cheap (views, metadata): runs on the calling
                               thread, never on a pool */
-  LM_OP_ANY_DEVICE = 1 << 3/* run_cpu handles inputs on any device (ToDevice) */
+  LM_OP_ANY_DEVICE = 1 << 3,/* run_cpu handles inputs on any device (ToDevice) */
+  LM_OP_MODEL = 1 << 4     /* network inference: runs on the engine's
+                              inference executor thread, never on libuv's
+                              pool or the loop thread */
 };
 
 typedef struct lm_op_ctx lm_op_ctx;
@@ -449,6 +458,7 @@ int64_t lm_arg_int(lm_op_ctx *ctx, const char *name);
 bool lm_arg_bool(lm_op_ctx *ctx, const char *name);
 const char *lm_arg_string(lm_op_ctx *ctx, const char *name); /* NULL if unset */
 const double *lm_arg_numbers(lm_op_ctx *ctx, const char *name, int *n);
+struct lm_model *lm_arg_model(lm_op_ctx *ctx, const char *name); /* borrowed */
 /* Hand an output to the caller (the ctx takes over the reference). */
 int lm_ctx_set_output(lm_op_ctx *ctx, int i, lm_tensor *t);
 /* Scalar results returned beside the tensors (created on first use). */
@@ -508,6 +518,58 @@ lm_tensor *lm_job_output(const lm_job *job, int i);   /* borrowed */
 const lm_params *lm_job_results(const lm_job *job);   /* borrowed; may be NULL */
 /* Release the job (call it once, after the callback ran or from it). */
 void lm_job_release(lm_job *job);
+
+/*
+** Models (models/): networks loaded from ONNX, TensorFlow.js layers models
+** (model.json + weight shards), or lumen graph JSON (what lumen.nn in Lua
+** writes) with safetensors weights; run on the CPU through oneDNN.  A model
+** package is a folder holding the weights, metadata.json (name, labels,
+** type, input axis order, spacing, description) and pipeline.lua.
+*/
+typedef struct lm_model lm_model;
+
+typedef struct lm_model_options {
+  const char *format;    /* "onnx", "tfjs", "graph", or NULL: guessed from
+                            the path (a package folder reads metadata.json) */
+  const char *precision; /* "float32" (default) or "bfloat16": convolutions in
+                            bf16 with f32 accumulation where the CPU has it */
+  const char *axes;      /* spatial axis order the network expects, in terms
+                            of lumen's array axes: "XYZ" (the network sees
+                            the image array as lumen holds it) or "ZYX"
+                            (reversed, e.g. an ONNX export that took a C-order
+                            NIfTI buffer); NULL = from the package, else XYZ */
+} lm_model_options;
+
+/* Fill o with the defaults (all NULL). */
+void lm_model_options_init(lm_model_options *o);
+/* Load a model file or a model package folder.  opt may be NULL.  Errors
+** name the file and the field (LM_EINVAL, LM_EIO, LM_ENOMEM). */
+int lm_model_load(lm_engine *e, const char *path, const lm_model_options *opt,
+                  lm_model **out);
+lm_model *lm_model_retain(lm_model *m);   /* returns m */
+void lm_model_release(lm_model *m);       /* NULL is a no-op */
+/* The package name, or the file name without extension. */
+const char *lm_model_name(const lm_model *m);
+/* Metadata as JSON text: the package's metadata.json merged with what the
+** loader found (format, inputs, outputs, axes, precision); never NULL. */
+const char *lm_model_metadata(const lm_model *m);
+/* "XYZ" or "ZYX" (see lm_model_options.axes). */
+const char *lm_model_axes(const lm_model *m);
+int lm_model_ninputs(const lm_model *m);
+int lm_model_noutputs(const lm_model *m);
+const char *lm_model_input_name(const lm_model *m, int i);
+const char *lm_model_output_name(const lm_model *m, int i);
+/* Declared shape of input i: returns its rank (-1 unknown) and fills
+** shape[LM_MAX_DIMS]; -1 marks a dynamic extent. */
+int lm_model_input_shape(const lm_model *m, int i, int64_t *shape);
+/* Run the network on the calling thread: in[i] are CPU tensors in the
+** network's own axis order ([N, C, spatial...]), any dtype (converted to
+** float32); out[i] receive new float32 tensors.  Plans are built per input
+** shape and cached; one model may be run from several threads at once.
+** ctx may be NULL; when given, errors go to the op and cancellation is
+** polled between layers. */
+int lm_model_run(lm_model *m, lm_op_ctx *ctx, lm_tensor *const *in, int nin,
+                 lm_tensor **out, int nout);
 
 #ifdef __cplusplus
 }
