@@ -546,6 +546,11 @@ void lm_model_options_init(lm_model_options *o);
 ** name the file and the field (LM_EINVAL, LM_EIO, LM_ENOMEM). */
 int lm_model_load(lm_engine *e, const char *path, const lm_model_options *opt,
                   lm_model **out);
+/* Build a model from lumen graph JSON text (what lumen.nn writes); weight
+** files it names are read relative to base_dir (NULL = current folder). */
+int lm_model_load_graph(lm_engine *e, const char *json, size_t len,
+                        const char *base_dir, const lm_model_options *opt,
+                        lm_model **out);
 lm_model *lm_model_retain(lm_model *m);   /* returns m */
 void lm_model_release(lm_model *m);       /* NULL is a no-op */
 /* The package name, or the file name without extension. */
