@@ -46,6 +46,12 @@ int lm_conv_new(const lm_conv_desc *d, const float *weight, const float *bias,
                 lm_conv **out, char *err, size_t errlen);
 /* dst = act(conv(src) + bias).  Not thread-safe per object. */
 int lm_conv_run(lm_conv *c, const float *src, float *dst);
+/* The same with a caller-owned workspace (64-byte aligned, at least
+** lm_conv_workspace_size bytes), so that a plan can share one buffer among
+** all its convolutions instead of each keeping its own (lm_conv_run
+** allocates and keeps one at its first call). */
+size_t lm_conv_workspace_size(const lm_conv *c);
+int lm_conv_run_ws(lm_conv *c, const float *src, float *dst, void *ws);
 void lm_conv_free(lm_conv *c);
 /* The oneDNN implementation chosen ("brgconv:avx512_core", ...). */
 const char *lm_conv_impl(const lm_conv *c);
