@@ -538,8 +538,8 @@ static int read_tensor(reader *r, const uint8_t *buf, size_t len, tensor_info *t
                                 (unsigned long long)location);
   if (location == 1) {
     if (!loc) return fail(r, LM_EFORMAT, "external_data: no location");
-    const uint8_t *fdata;
-    size_t flen;
+    const uint8_t *fdata = NULL;
+    size_t flen = 0;
     int st = ext_map(r, loc, loc_len, &fdata, &flen);
     if (st < 0) return st;
     char shown_loc[96];
@@ -859,7 +859,7 @@ static int read_attribute(reader *r, int node, int index, const uint8_t *buf, si
     break;
   }
   case A_GRAPH: case A_GRAPHS:
-    st = fail(r, LM_EUNSUPPORTED, "subgraph attributes (If, Loop, Scan) are not supported");
+    st = fail(r, LM_EUNSUPPORTED, "graph attributes (the subgraphs of If, Loop, Scan, ...) are not supported");
     break;
   case A_TENSORS: case A_SPARSE_TENSOR: case A_SPARSE_TENSORS: case A_TYPE_PROTO:
   case A_TYPE_PROTOS:
@@ -1026,11 +1026,13 @@ static const char *const graph_field_names[G_NFIELDS] = {
   [G_INPUT] = "input", [G_OUTPUT] = "output", [G_VALUE_INFO] = "value_info",
   [14] = "quantization_annotation", [G_SPARSE_INITIALIZER] = "sparse_initializer"};
 
-/* One pass over the graph's fields of number `num`, calling each handler. */
+/* GraphProto, in passes: wire check, initializers, inputs, nodes, outputs
+** and value_info, so that the order of the fields in the file does not
+** matter. */
 static int read_graph(reader *r, const uint8_t *buf, size_t len)
 {
   lm_graph *g = r->g;
-  size_t mark = ctx_push(r, "graph");
+  size_t mark = strlen(r->ctx);   /* graph fields are named at the top level */
   int counts[G_NFIELDS];
   pb_cursor c;
   pb_field f;
@@ -1063,12 +1065,19 @@ static int read_graph(reader *r, const uint8_t *buf, size_t len)
   while (pb_next(&c, &f, &(const char *){NULL}) > 0) {
     if (f.num != G_INITIALIZER) continue;
     tensor_info t;
-    size_t m2 = ctx_push(r, "initializer %d", n++);
+    /* The name first, for the messages of read_tensor. */
+    const uint8_t *tname = NULL;
+    size_t tname_len = 0;
+    pb_cursor tc = pb_cursor_of(f.data, f.len);
+    pb_field tf;
+    while (pb_next(&tc, &tf, &(const char *){NULL}) > 0)
+      if (tf.num == T_NAME && tf.wire == PB_LEN) tname = tf.data, tname_len = tf.len;
+    size_t m2 = tname_len ? ctx_push(r, "initializer '%s'", shown(shown_name, sizeof shown_name, tname, tname_len))
+                          : ctx_push(r, "initializer %d", n);
+    n++;
     st = read_tensor(r, f.data, f.len, &t);
     if (st == LM_OK && t.name_len == 0) st = fail(r, LM_EFORMAT, "no name");
     if (st == LM_OK) {
-      ctx_pop(r, m2);
-      m2 = ctx_push(r, "initializer '%s'", shown(shown_name, sizeof shown_name, t.name, t.name_len));
       const char *nm = scratch_str(r, t.name, t.name_len);
       int v = nm ? lm_graph_value(g, nm) : -1;
       if (v < 0) st = fail(r, LM_ENOMEM, "out of memory");
