@@ -1,0 +1,930 @@
+/* SlidingWindowInfer: a network run over windows of a larger image, the
+ * window outputs blended by weights (semantics.md §8.5).  MONAI's
+ * sliding_window_inference and nnU-Net v2's predict_sliding_window_return_
+ * logits, with nnU-Net's mirroring test-time augmentation; the arithmetic of
+ * window starts and weights is in sliding_window_math.c.
+ *
+ * Memory: the padded image is never built.  Windows read the input through
+ * the padding rule (a voxel outside the image is cval, or the replicated,
+ * reflected or wrapped voxel), and the blended sums go straight into the
+ * output (C_out, spatial...) float32 plus one spatial float32 weight-sum
+ * map: the parts of windows that fall into the padding would be cropped
+ * away at the end, so they are never accumulated.  Per batch there is one
+ * model input [B, C, roi...] and the model's output (and, with mirroring,
+ * one [B, C_out, roi...] sum of the flipped predictions). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lumen.h"
+#include "sliding_window_math.h"
+#include "../../transforms/xf_util.h"
+
+#define SW_MAX_SP 3
+
+typedef enum sw_pad { SW_PAD_CONSTANT, SW_PAD_REPLICATE, SW_PAD_REFLECT,
+                      SW_PAD_CIRCULAR } sw_pad;
+
+/* Everything the options and shapes decide, before any data is touched. */
+typedef struct sw_setup {
+  lm_model *model;
+  sw_rule rule;
+  sw_blend blend;
+  sw_pad pad;
+  double overlap, sigma_scale, cval;
+  int64_t batch;           /* sw_batch_size */
+  int nsp;                 /* spatial dims of the image */
+  int64_t channels;        /* C of the image */
+  int64_t n[SW_MAX_SP];    /* image size */
+  int64_t roi[SW_MAX_SP];  /* window size per image axis; 1 on slice_axis */
+  int slice_axis;          /* -1, or the axis a 2-D network steps over */
+  bool zyx;                /* the network sees the spatial axes reversed */
+  unsigned mirror;         /* bit d: flip image axis d (nnU-Net TTA) */
+  int model_ndim;          /* 2 + spatial dims the network sees */
+  /* image axis d is the network's axis model_axis[d] (-1: slice axis) */
+  int model_axis[SW_MAX_SP];
+} sw_setup;
+
+/* ---- options ---------------------------------------------------------- */
+
+static int pick(lm_op_ctx *ctx, const char *opt, const char *def,
+                const char *const *names, int *out)
+{
+  const char *v = lm_arg_string(ctx, opt);
+  if (!v) v = def;
+  for (int i = 0; names[i]; i++)
+    if (strcmp(v, names[i]) == 0) {
+      *out = i;
+      return LM_OK;
+    }
+  char list[128] = "";
+  for (int i = 0; names[i]; i++)
+    snprintf(list + strlen(list), sizeof list - strlen(list), "%s'%s'",
+             i ? ", " : "", names[i]);
+  return lm_ctx_error(ctx, LM_EINVAL, "option '%s' is '%s'; expected %s", opt,
+                      v, list);
+}
+
+static int read_choices(lm_op_ctx *ctx, sw_setup *s)
+{
+  static const char *const rules[] = {"monai", "nnunet", NULL};
+  static const char *const modes[] = {"constant", "gaussian", NULL};
+  static const char *const pads[] = {"constant", "replicate", "reflect",
+                                     "circular", NULL};
+  int rule, mode, pad, st;
+  if ((st = pick(ctx, "rule", "monai", rules, &rule)) < 0) return st;
+  s->rule = rule ? SW_RULE_NNUNET : SW_RULE_MONAI;
+  /* nnU-Net's defaults: Gaussian blending, tile_step_size 0.5. */
+  bool nn = s->rule == SW_RULE_NNUNET;
+  if ((st = pick(ctx, "mode", nn ? "gaussian" : "constant", modes, &mode)) < 0)
+    return st;
+  s->blend = mode ? SW_BLEND_GAUSSIAN : SW_BLEND_CONSTANT;
+  if ((st = pick(ctx, "padding_mode", "constant", pads, &pad)) < 0) return st;
+  s->pad = (sw_pad)pad;
+  s->overlap = lm_arg_is_set(ctx, "overlap") ? lm_arg_number(ctx, "overlap")
+                                             : (nn ? 0.5 : 0.25);
+  if (!(s->overlap >= 0.0 && s->overlap < 1.0))
+    return lm_ctx_error(ctx, LM_EINVAL, "option 'overlap' is %g; it must be "
+                        ">= 0 and < 1", s->overlap);
+  s->sigma_scale = lm_arg_number(ctx, "sigma_scale");
+  if (!(s->sigma_scale > 0.0 && isfinite(s->sigma_scale)))
+    return lm_ctx_error(ctx, LM_EINVAL, "option 'sigma_scale' is %g; it must "
+                        "be > 0", s->sigma_scale);
+  s->cval = lm_arg_number(ctx, "cval");
+  s->batch = lm_arg_int(ctx, "sw_batch_size");
+  if (s->batch < 1)
+    return lm_ctx_error(ctx, LM_EINVAL, "option 'sw_batch_size' is %lld; it "
+                        "must be >= 1", (long long)s->batch);
+  return LM_OK;
+}
+
+/* Which spatial dims the network has: its declared input rank, else the
+ * number of roi entries, else the image's. */
+static int network_dims(lm_op_ctx *ctx, sw_setup *s, int rank)
+{
+  int nroi = 0;
+  if (lm_arg_is_set(ctx, "roi")) lm_arg_numbers(ctx, "roi", &nroi);
+  int msp = rank >= 3 ? rank - 2 : (nroi > 1 ? nroi : s->nsp);
+  if (msp == s->nsp) {
+    s->slice_axis = -1;
+  } else if (msp == 2 && s->nsp == 3) {
+    int64_t a = lm_arg_int(ctx, "slice_axis");
+    if (a < 0) a += 3;
+    if (a < 0 || a > 2)
+      return lm_ctx_error(ctx, LM_EINVAL, "option 'slice_axis' is %lld; the "
+                          "image has spatial axes 0..2",
+                          (long long)lm_arg_int(ctx, "slice_axis"));
+    s->slice_axis = (int)a;
+  } else {
+    return lm_ctx_error(ctx, LM_ESHAPE, "model '%s' takes %d-D windows; the "
+                        "image (C, spatial...) has %d spatial dims (2-D "
+                        "networks run slice by slice on 3-D images only)",
+                        lm_model_name(s->model), msp, s->nsp);
+  }
+  s->model_ndim = msp + 2;
+  /* The network's spatial axes: the image's without the slice axis, in
+   * order, or reversed for a ZYX network. */
+  int k = 0;
+  for (int d = 0; d < s->nsp; d++) {
+    if (d == s->slice_axis) {
+      s->model_axis[d] = -1;
+      continue;
+    }
+    s->model_axis[d] = 2 + (s->zyx ? msp - 1 - k : k);
+    k++;
+  }
+  return LM_OK;
+}
+
+/* roi per image axis: the option (one value for all, or one per network
+ * axis in the image's order; <= 0 takes the image size, as MONAI's
+ * fall_back_tuple), else the network's static input shape. */
+static int read_roi(lm_op_ctx *ctx, sw_setup *s, const int64_t *decl,
+                    int rank)
+{
+  int msp = s->model_ndim - 2, nroi = 0;
+  const double *roi = NULL;
+  if (lm_arg_is_set(ctx, "roi")) roi = lm_arg_numbers(ctx, "roi", &nroi);
+  bool fixed = rank == s->model_ndim;
+  for (int d = 0; d < s->nsp && fixed; d++)
+    if (s->model_axis[d] >= 0 && decl[s->model_axis[d]] <= 0) fixed = false;
+  if (roi && nroi != 1 && nroi != msp)
+    return lm_ctx_error(ctx, LM_EINVAL, "option 'roi' has %d values; model "
+                        "'%s' takes %d-D windows", nroi,
+                        lm_model_name(s->model), msp);
+  if (!roi && !fixed)
+    return lm_ctx_error(ctx, LM_EINVAL, "option 'roi' is required: model "
+                        "'%s' has no fixed spatial input size",
+                        lm_model_name(s->model));
+  int k = 0;
+  for (int d = 0; d < s->nsp; d++) {
+    if (d == s->slice_axis) {
+      s->roi[d] = 1;
+      continue;
+    }
+    int64_t r;
+    if (roi) {
+      double v = roi[nroi == 1 ? 0 : k];
+      if (v != floor(v) || v > 1e9)
+        return lm_ctx_error(ctx, LM_EINVAL, "option 'roi' value %d is %g; "
+                            "window sizes are whole voxels",
+                            (nroi == 1 ? 0 : k) + 1, v);
+      r = v <= 0 ? s->n[d] : (int64_t)v;
+    } else {
+      r = decl[s->model_axis[d]];
+    }
+    if (fixed && r != decl[s->model_axis[d]])
+      return lm_ctx_error(ctx, LM_ESHAPE, "option 'roi' gives %lld voxels "
+                          "along image axis %d; model '%s' takes exactly %lld "
+                          "there", (long long)r, d, lm_model_name(s->model),
+                          (long long)decl[s->model_axis[d]]);
+    s->roi[d] = r;
+    k++;
+  }
+  return LM_OK;
+}
+
+static int read_mirror(lm_op_ctx *ctx, sw_setup *s)
+{
+  s->mirror = 0;
+  if (!lm_arg_is_set(ctx, "mirror_axes")) return LM_OK;
+  int na = 0;
+  const double *ax = lm_arg_numbers(ctx, "mirror_axes", &na);
+  for (int i = 0; i < na; i++) {
+    double v = ax[i];
+    if (v != floor(v) || v < 0 || v >= s->nsp || (int)v == s->slice_axis)
+      return lm_ctx_error(ctx, LM_EINVAL, "option 'mirror_axes' value %d is "
+                          "%g; it must be a spatial axis 0..%d of the image "
+                          "(0-based, after the channel axis)%s", i + 1, v,
+                          s->nsp - 1,
+                          s->slice_axis >= 0 ? ", not the slice axis" : "");
+    s->mirror |= 1u << (int)v;
+  }
+  return LM_OK;
+}
+
+static int sw_prepare(lm_op_ctx *ctx, sw_setup *s)
+{
+  memset(s, 0, sizeof *s);
+  s->model = lm_arg_model(ctx, "model");
+  if (!s->model)
+    return lm_ctx_error(ctx, LM_EINVAL, "option 'model' is missing");
+  if (lm_model_ninputs(s->model) != 1)
+    return lm_ctx_error(ctx, LM_EUNSUPPORTED, "model '%s' has %d inputs; "
+                        "SlidingWindowInfer runs single-input networks",
+                        lm_model_name(s->model),
+                        lm_model_ninputs(s->model));
+  int st = read_choices(ctx, s);
+  if (st < 0) return st;
+  lm_tensor *x = lm_ctx_input(ctx, 0);
+  int nd = lm_tensor_ndim(x);
+  if (nd < 2 || nd > SW_MAX_SP + 1)
+    return lm_ctx_error(ctx, LM_ESHAPE, "img has %d dims; SlidingWindowInfer "
+                        "takes a channels-first image (C, spatial...) with 1 "
+                        "to 3 spatial dims", nd);
+  if (lm_tensor_device(x).type != LM_DEVICE_CPU)
+    return lm_ctx_error(ctx, LM_EDEVICE, "img is on a GPU; SlidingWindowInfer "
+                        "runs on the CPU: call ToHost(img) first");
+  s->nsp = nd - 1;
+  s->channels = lm_tensor_shape(x)[0];
+  for (int d = 0; d < s->nsp; d++) {
+    s->n[d] = lm_tensor_shape(x)[d + 1];
+    if (s->n[d] < 1)
+      return lm_ctx_error(ctx, LM_ESHAPE, "img is empty along spatial axis %d",
+                          d);
+  }
+  s->zyx = strcmp(lm_model_axes(s->model), "ZYX") == 0;
+  int64_t decl[LM_MAX_DIMS];
+  int rank = lm_model_input_shape(s->model, 0, decl);
+  if ((st = network_dims(ctx, s, rank)) < 0) return st;
+  if (rank >= 0 && rank != s->model_ndim)
+    return lm_ctx_error(ctx, LM_ESHAPE, "model '%s' input has rank %d",
+                        lm_model_name(s->model), rank);
+  if (rank >= 2 && decl[1] > 0 && decl[1] != s->channels)
+    return lm_ctx_error(ctx, LM_ESHAPE, "img has %lld channels; model '%s' "
+                        "takes %lld", (long long)s->channels,
+                        lm_model_name(s->model), (long long)decl[1]);
+  if (rank >= 1 && decl[0] > 0 && decl[0] != s->batch)
+    return lm_ctx_error(ctx, LM_ESHAPE, "model '%s' takes batches of exactly "
+                        "%lld; set sw_batch_size = %lld",
+                        lm_model_name(s->model), (long long)decl[0],
+                        (long long)decl[0]);
+  if ((st = read_roi(ctx, s, decl, rank)) < 0) return st;
+  return read_mirror(ctx, s);
+}
+
+static int sw_check(lm_op_ctx *ctx)
+{
+  sw_setup s;
+  return sw_prepare(ctx, &s);
+}
+
+/* ---- the windows -------------------------------------------------------- */
+
+typedef struct sw_grid {
+  int64_t pad_before[SW_MAX_SP];
+  int64_t *starts[SW_MAX_SP];   /* window starts on the padded grid */
+  int64_t count[SW_MAX_SP];
+  int64_t nwin;
+} sw_grid;
+
+static void grid_free(sw_grid *g)
+{
+  for (int d = 0; d < SW_MAX_SP; d++) free(g->starts[d]);
+}
+
+static int grid_build(lm_op_ctx *ctx, const sw_setup *s, sw_grid *g)
+{
+  memset(g, 0, sizeof *g);
+  g->nwin = 1;
+  for (int d = 0; d < s->nsp; d++) {
+    /* pad to max(n, roi), the odd voxel after (MONAI, nnU-Net pad_nd_image) */
+    int64_t padded = s->n[d] > s->roi[d] ? s->n[d] : s->roi[d];
+    g->pad_before[d] = (padded - s->n[d]) / 2;
+    int64_t c = d == s->slice_axis
+                    ? s->n[d] /* every slice */
+                    : sw_window_starts(s->rule, padded, s->roi[d], s->overlap,
+                                       NULL, 0);
+    if (c < 1)
+      return lm_ctx_error(ctx, LM_EINTERNAL, "no windows along axis %d", d);
+    g->starts[d] = malloc(sizeof(int64_t) * (size_t)c);
+    if (!g->starts[d]) return lm_ctx_error(ctx, LM_ENOMEM, "out of memory");
+    if (d == s->slice_axis)
+      for (int64_t i = 0; i < c; i++) g->starts[d][i] = i;
+    else
+      sw_window_starts(s->rule, padded, s->roi[d], s->overlap, g->starts[d],
+                       c);
+    g->count[d] = c;
+    g->nwin *= c;
+  }
+  return LM_OK;
+}
+
+/* Window w's starts (first axis slowest, as MONAI's meshgrid and nnU-Net's
+ * nested loops). */
+static void window_start(const sw_setup *s, const sw_grid *g, int64_t w,
+                         int64_t *start)
+{
+  for (int d = s->nsp - 1; d >= 0; d--) {
+    start[d] = g->starts[d][w % g->count[d]];
+    w /= g->count[d];
+  }
+}
+
+/* The image coordinate that padded-grid coordinate q (already shifted by
+ * the padding: q = start + u - pad_before) reads, or -1 for cval.  torch's
+ * F.pad modes: replicate clamps, reflect mirrors without repeating the edge
+ * voxel, circular wraps. */
+static int64_t pad_index(sw_pad mode, int64_t q, int64_t n)
+{
+  if (q >= 0 && q < n) return q;
+  switch (mode) {
+  case SW_PAD_CONSTANT: return -1;
+  case SW_PAD_REPLICATE: return q < 0 ? 0 : n - 1;
+  case SW_PAD_CIRCULAR: return ((q % n) + n) % n;
+  case SW_PAD_REFLECT:
+    if (n == 1) return 0;
+    {
+      int64_t period = 2 * (n - 1);
+      int64_t r = ((q % period) + period) % period;
+      return r < n ? r : period - r;
+    }
+  }
+  return -1;
+}
+
+/* ---- gather: image windows into the network's input --------------------- */
+
+typedef struct gather_job {
+  const sw_setup *s;
+  const sw_grid *g;
+  lm_tensor *x;
+  float *dst;                  /* [B, C, network spatial...] */
+  int64_t first_window, nb;
+  unsigned flip;               /* image axes to flip (mirroring) */
+  int row_axis;                /* image axis along the network's last axis */
+  int64_t dstride[SW_MAX_SP];  /* network-buffer stride per image axis */
+  int64_t dstride_c, dstride_b;
+  int64_t rows_per_window;     /* per channel */
+} gather_job;
+
+/* Network-buffer strides (C order over [B, C, network spatial...]) of each
+ * image axis, for a buffer of `channels` channels. */
+static void network_strides(const sw_setup *s, int64_t channels,
+                            int64_t *axis_stride, int64_t *cstride,
+                            int64_t *bstride)
+{
+  int64_t ext[LM_MAX_DIMS], st[LM_MAX_DIMS];
+  int nd = s->model_ndim;
+  ext[0] = 1;
+  ext[1] = channels;
+  for (int d = 0; d < s->nsp; d++)
+    if (s->model_axis[d] >= 0) ext[s->model_axis[d]] = s->roi[d];
+  st[nd - 1] = 1;
+  for (int k = nd - 2; k >= 0; k--) st[k] = st[k + 1] * ext[k + 1];
+  for (int d = 0; d < s->nsp; d++)
+    axis_stride[d] = s->model_axis[d] >= 0 ? st[s->model_axis[d]] : 0;
+  *cstride = st[1];
+  *bstride = st[0];
+}
+
+/* The image axis that is the network's last (fastest) axis. */
+static int fastest_axis(const sw_setup *s)
+{
+  for (int d = 0; d < s->nsp; d++)
+    if (s->model_axis[d] == s->model_ndim - 1) return d;
+  return s->nsp - 1;
+}
+
+static int gather_rows(int64_t begin, int64_t end, void *arg)
+{
+  const gather_job *j = arg;
+  const sw_setup *s = j->s;
+  lm_tensor *x = j->x;
+  const int64_t *xs = lm_tensor_strides(x);
+  lm_dtype dt = lm_tensor_dtype(x);
+  int64_t esz = (int64_t)lm_dtype_size(dt);
+  const char *xdata = lm_tensor_data(x);
+  int ra = j->row_axis;
+  int64_t len = s->roi[ra], n_r = s->n[ra];
+  float *row = malloc(sizeof(float) * (size_t)len);
+  if (!row) return LM_ENOMEM;
+  for (int64_t r = begin; r < end; r++) {
+    int64_t b = r / (s->channels * j->rows_per_window);
+    int64_t rem = r % (s->channels * j->rows_per_window);
+    int64_t c = rem / j->rows_per_window, k = rem % j->rows_per_window;
+    int64_t start[SW_MAX_SP];
+    window_start(s, j->g, j->first_window + b, start);
+    /* u[d] for the axes other than the row axis, C order */
+    int64_t dst = b * j->dstride_b + c * j->dstride_c;
+    int64_t src = c * xs[0];
+    bool outside = false;
+    for (int d = s->nsp - 1; d >= 0; d--) {
+      if (d == ra) continue;
+      int64_t u = k % s->roi[d];
+      k /= s->roi[d];
+      dst += u * j->dstride[d];
+      int64_t w = (j->flip >> d & 1) ? s->roi[d] - 1 - u : u;
+      int64_t q = pad_index(s->pad, start[d] + w - j->g->pad_before[d],
+                            s->n[d]);
+      if (q < 0) outside = true;
+      else src += q * xs[d + 1];
+    }
+    /* The row in window order w = 0..len-1. */
+    if (outside) {
+      for (int64_t w = 0; w < len; w++) row[w] = (float)s->cval;
+    } else {
+      int64_t q0 = start[ra] - j->g->pad_before[ra];
+      int64_t lo = q0 < 0 ? -q0 : 0;                  /* first inside */
+      int64_t hi = n_r - q0 < len ? n_r - q0 : len;   /* past last inside */
+      if (hi > lo)
+        xf_load_f32(xdata + (src + (q0 + lo) * xs[ra + 1]) * esz,
+                    xs[ra + 1] * esz, dt, row + lo, hi - lo);
+      for (int64_t w = 0; w < len; w++) {
+        if (w >= lo && w < hi) continue;
+        int64_t q = pad_index(s->pad, q0 + w, n_r);
+        if (q < 0) row[w] = (float)s->cval;
+        else xf_load_f32(xdata + (src + q * xs[ra + 1]) * esz, esz, dt,
+                         row + w, 1);
+      }
+    }
+    float *out = j->dst + dst;
+    int64_t step = j->dstride[ra];
+    if (j->flip >> ra & 1)
+      for (int64_t u = 0; u < len; u++) out[u * step] = row[len - 1 - u];
+    else
+      for (int64_t u = 0; u < len; u++) out[u * step] = row[u];
+  }
+  free(row);
+  return LM_OK;
+}
+
+/* ---- mirroring: the flipped predictions summed in the window's frame ---- */
+
+typedef struct unflip_job {
+  const sw_setup *s;
+  const float *pred;           /* network output [B, C_out, network...] */
+  int64_t pstride[SW_MAX_SP], pstride_c, pstride_b;
+  float *acc;                  /* [B, C_out, roi...] C order, image axes */
+  int64_t cout;
+  unsigned flip;
+  bool first;                  /* assign instead of add */
+} unflip_job;
+
+static int unflip_rows(int64_t begin, int64_t end, void *arg)
+{
+  const unflip_job *j = arg;
+  const sw_setup *s = j->s;
+  int last = s->nsp - 1;
+  int64_t len = s->roi[last];
+  int64_t rows_per_c = 1;
+  for (int d = 0; d < last; d++) rows_per_c *= s->roi[d];
+  for (int64_t r = begin; r < end; r++) {
+    int64_t bc = r / rows_per_c, k = r % rows_per_c;
+    int64_t b = bc / j->cout, c = bc % j->cout;
+    int64_t src = b * j->pstride_b + c * j->pstride_c;
+    for (int d = last - 1; d >= 0; d--) {
+      int64_t u = k % s->roi[d];
+      k /= s->roi[d];
+      src += ((j->flip >> d & 1) ? s->roi[d] - 1 - u : u) * j->pstride[d];
+    }
+    float *a = j->acc + r * len;
+    const float *p = j->pred + src;
+    int64_t step = j->pstride[last];
+    bool fl = j->flip >> last & 1;
+    for (int64_t u = 0; u < len; u++) {
+      float v = p[(fl ? len - 1 - u : u) * step];
+      a[u] = j->first ? v : a[u] + v;
+    }
+  }
+  return LM_OK;
+}
+
+/* ---- scatter: weighted window predictions into the output --------------- */
+
+typedef struct scatter_job {
+  const sw_setup *s;
+  const float *pred;           /* one window's prediction, channel 0 */
+  int64_t pstride[SW_MAX_SP], pstride_c;
+  float scale;                 /* 1 / 2^k with k mirrored axes */
+  const float *w;              /* weight map, C order over roi */
+  float *out;                  /* (C_out, n...) C order; NULL: weights only */
+  float *count;                /* (n...) C order; NULL: predictions only */
+  int64_t cout;
+  int64_t lo[SW_MAX_SP], hi[SW_MAX_SP];  /* window region inside the image */
+  int64_t off[SW_MAX_SP];      /* image coordinate of window voxel 0 */
+  int row_axis;
+  int64_t rows_per_c;
+} scatter_job;
+
+static int scatter_rows(int64_t begin, int64_t end, void *arg)
+{
+  const scatter_job *j = arg;
+  const sw_setup *s = j->s;
+  int ra = j->row_axis;
+  int64_t nstride[SW_MAX_SP], wstride[SW_MAX_SP], vox = 1, wv = 1;
+  for (int d = s->nsp - 1; d >= 0; d--) {
+    nstride[d] = vox;
+    wstride[d] = wv;
+    vox *= s->n[d];
+    wv *= s->roi[d];
+  }
+  int64_t len = j->hi[ra] - j->lo[ra];
+  for (int64_t r = begin; r < end; r++) {
+    int64_t c = r / j->rows_per_c, k = r % j->rows_per_c;
+    int64_t o = 0, wi = 0, p = c * j->pstride_c;
+    for (int d = s->nsp - 1; d >= 0; d--) {
+      int64_t u = j->lo[d];
+      if (d != ra) {
+        int64_t span = j->hi[d] - j->lo[d];
+        u += k % span;
+        k /= span;
+      }
+      o += (j->off[d] + u) * nstride[d];
+      wi += u * wstride[d];
+      p += u * j->pstride[d];
+    }
+    const float *w = j->w + wi;
+    int64_t ws = wstride[ra], ns = nstride[ra];
+    if (j->count) {
+      float *cnt = j->count + o;
+      for (int64_t u = 0; u < len; u++) cnt[u * ns] += w[u * ws];
+      continue;
+    }
+    float *out = j->out + c * vox + o;
+    const float *pr = j->pred + p;
+    int64_t ps = j->pstride[ra];
+    if (j->scale != 1.0f)
+      for (int64_t u = 0; u < len; u++)
+        out[u * ns] += (pr[u * ps] * j->scale) * w[u * ws];
+    else
+      for (int64_t u = 0; u < len; u++) out[u * ns] += pr[u * ps] * w[u * ws];
+  }
+  return LM_OK;
+}
+
+/* The in-image part of window `win`, and the row axis of the scatter: the
+ * last axis longer than one voxel (contiguous in the output). */
+static int64_t scatter_region(const sw_setup *s, const sw_grid *g,
+                              int64_t win, scatter_job *j)
+{
+  int64_t start[SW_MAX_SP], rows = 1;
+  window_start(s, g, win, start);
+  j->row_axis = s->nsp - 1;
+  for (int d = s->nsp - 1; d >= 0; d--)
+    if (s->roi[d] > 1) {
+      j->row_axis = d;
+      break;
+    }
+  for (int d = 0; d < s->nsp; d++) {
+    j->off[d] = start[d] - g->pad_before[d];
+    j->lo[d] = j->off[d] < 0 ? -j->off[d] : 0;
+    j->hi[d] = s->n[d] - j->off[d] < s->roi[d] ? s->n[d] - j->off[d]
+                                               : s->roi[d];
+    if (d != j->row_axis) rows *= j->hi[d] - j->lo[d];
+  }
+  j->rows_per_c = rows;
+  return rows;
+}
+
+/* ---- the op --------------------------------------------------------------- */
+
+typedef struct sw_run {
+  sw_setup s;
+  sw_grid g;
+  float *w;                    /* weight map over roi */
+  lm_tensor *in;               /* network input, full batch */
+  lm_tensor *out;              /* the result (C_out, n...) */
+  lm_tensor *count;            /* weight sums (n...) */
+  float *acc;                  /* mirroring sums [B, C_out, roi...] */
+  int64_t cout;
+  int64_t roi_vox;
+} sw_run;
+
+static void run_free(sw_run *r)
+{
+  grid_free(&r->g);
+  free(r->w);
+  free(r->acc);
+  lm_tensor_release(r->in);
+  lm_tensor_release(r->out);
+  lm_tensor_release(r->count);
+}
+
+static int64_t row_grain(int64_t len)
+{
+  int64_t g = 16384 / (len > 0 ? len : 1);
+  return g < 1 ? 1 : g;
+}
+
+/* Sum the weights of every window into the count map (window order, as
+ * MONAI builds its count map). */
+static int accumulate_counts(lm_op_ctx *ctx, sw_run *r)
+{
+  lm_engine *e = lm_ctx_engine(ctx);
+  float *cnt = lm_tensor_data(r->count);
+  for (int64_t win = 0; win < r->g.nwin; win++) {
+    scatter_job j = {.s = &r->s, .w = r->w, .count = cnt, .cout = 1,
+                     .scale = 1.0f};
+    int64_t rows = scatter_region(&r->s, &r->g, win, &j);
+    int st = lm_parallel_for(e, ctx, rows, row_grain(j.hi[j.row_axis] -
+                                                     j.lo[j.row_axis]),
+                             scatter_rows, &j);
+    if (st < 0) return st;
+  }
+  return LM_OK;
+}
+
+/* Check the network's output for a batch and allocate the result on the
+ * first one. */
+static int check_output(lm_op_ctx *ctx, sw_run *r, lm_tensor *pred,
+                        int64_t nb)
+{
+  const sw_setup *s = &r->s;
+  const int64_t *ps = lm_tensor_shape(pred);
+  int nd = lm_tensor_ndim(pred);
+  bool ok = nd == s->model_ndim && ps[0] == nb && ps[1] >= 1;
+  for (int d = 0; d < s->nsp && ok; d++)
+    if (s->model_axis[d] >= 0 && ps[s->model_axis[d]] != s->roi[d]) ok = false;
+  if (ok && r->out && ps[1] != r->cout) ok = false;
+  if (!ok || !lm_tensor_is_contiguous(pred)) {
+    char got[160] = "";
+    for (int d = 0; d < nd; d++)
+      snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld",
+               d ? ", " : "", (long long)ps[d]);
+    return lm_ctx_error(ctx, LM_ESHAPE, "model '%s' output 0 has shape (%s); "
+                        "SlidingWindowInfer needs (%lld, C_out, ...) with the "
+                        "window's spatial size (outputs at another resolution "
+                        "are not supported)", lm_model_name(s->model), got,
+                        (long long)nb);
+  }
+  if (r->out) return LM_OK;
+  r->cout = ps[1];
+  lm_engine *e = lm_ctx_engine(ctx);
+  int64_t oshape[SW_MAX_SP + 1];
+  oshape[0] = r->cout;
+  for (int d = 0; d < s->nsp; d++) oshape[d + 1] = s->n[d];
+  int st = lm_tensor_zeros(e, LM_F32, s->nsp + 1, oshape, LM_CPU, &r->out);
+  if (st < 0) return lm_ctx_error(ctx, st, "out of memory for the output");
+  if (s->mirror) {
+    r->acc = malloc(sizeof(float) * (size_t)(s->batch * r->cout * r->roi_vox));
+    if (!r->acc) return lm_ctx_error(ctx, LM_ENOMEM, "out of memory");
+  }
+  return LM_OK;
+}
+
+/* One run of the network on the windows [first, first + nb), flipped along
+ * the axes of `flip`.  *pred receives the output. */
+static int run_network(lm_op_ctx *ctx, sw_run *r, int64_t first, int64_t nb,
+                       unsigned flip, lm_tensor **pred)
+{
+  const sw_setup *s = &r->s;
+  lm_engine *e = lm_ctx_engine(ctx);
+  gather_job gj = {.s = s, .g = &r->g, .x = lm_ctx_input(ctx, 0),
+                   .dst = lm_tensor_data(r->in), .first_window = first,
+                   .nb = nb, .flip = flip, .row_axis = fastest_axis(s)};
+  network_strides(s, s->channels, gj.dstride, &gj.dstride_c, &gj.dstride_b);
+  gj.rows_per_window = r->roi_vox / s->roi[gj.row_axis];
+  int st = lm_parallel_for(e, ctx, nb * s->channels * gj.rows_per_window,
+                           row_grain(s->roi[gj.row_axis]), gather_rows, &gj);
+  if (st < 0) return st == LM_ECANCELED ? st : lm_ctx_error(ctx, st, "out of "
+                                                            "memory");
+  lm_tensor *in = r->in, *view = NULL;
+  if (nb < s->batch) {
+    /* The last, smaller batch: the first nb windows of the buffer (a
+     * contiguous view); the model builds and caches a plan for it. */
+    if ((st = lm_tensor_narrow(r->in, 0, 0, nb, &view)) < 0)
+      return lm_ctx_error(ctx, st, "cannot make the batch view");
+    in = view;
+  }
+  st = lm_model_run(s->model, ctx, &in, 1, pred, 1);
+  lm_tensor_release(view);
+  return st;
+}
+
+/* Every subset of the mirror axes, the empty one first, then by size as
+ * nnU-Net's itertools.combinations lists them (which fixes the order of the
+ * float sums).  Returns how many: 2^k. */
+static int mirror_subsets(unsigned mask, unsigned *subs)
+{
+  int n = 0;
+  for (int size = 0; size <= SW_MAX_SP; size++)
+    for (unsigned sub = 0; sub <= mask; sub++)
+      if ((sub & ~mask) == 0 && __builtin_popcount(sub) == size) subs[n++] = sub;
+  return n;
+}
+
+/* Blend the predictions of windows [first, first + nb) into the output. */
+static int blend_batch(lm_op_ctx *ctx, sw_run *r, int64_t first, int64_t nb)
+{
+  const sw_setup *s = &r->s;
+  lm_engine *e = lm_ctx_engine(ctx);
+  lm_tensor *pred = NULL;
+  int st = run_network(ctx, r, first, nb, 0, &pred);
+  if (st >= 0) st = check_output(ctx, r, pred, nb);
+  if (st < 0) goto done;
+
+  /* Where each window's prediction is read from: the network's output as it
+   * is, or the sum of the mirrored runs in the window's own frame. */
+  const float *src = lm_tensor_data(pred);
+  int64_t pstride[SW_MAX_SP], pstride_c, pstride_b;
+  network_strides(s, r->cout, pstride, &pstride_c, &pstride_b);
+  float scale = 1.0f;
+  if (s->mirror) {
+    unflip_job uj = {.s = s, .acc = r->acc, .cout = r->cout, .first = true};
+    memcpy(uj.pstride, pstride, sizeof pstride);
+    uj.pstride_c = pstride_c;
+    uj.pstride_b = pstride_b;
+    int64_t rows = nb * r->cout * (r->roi_vox / s->roi[s->nsp - 1]);
+    int64_t grain = row_grain(s->roi[s->nsp - 1]);
+    /* nnU-Net: net(x) + sum over the non-empty subsets S of the mirror axes
+     * of flip(net(flip(x, S)), S), then / 2^k. */
+    unsigned subs[1 << SW_MAX_SP];
+    int nsub = mirror_subsets(s->mirror, subs);
+    for (int i = 0; i < nsub && st >= 0; i++) {
+      if (subs[i]) {
+        lm_tensor_release(pred);
+        pred = NULL;
+        if ((st = run_network(ctx, r, first, nb, subs[i], &pred)) < 0) break;
+        if ((st = check_output(ctx, r, pred, nb)) < 0) break;
+        uj.first = false;
+      }
+      uj.pred = lm_tensor_data(pred);
+      uj.flip = subs[i];
+      st = lm_parallel_for(e, ctx, rows, grain, unflip_rows, &uj);
+    }
+    if (st < 0) goto done;
+    src = r->acc;
+    /* the sums are in the window frame: C order over [B, C_out, roi...] */
+    int64_t v = 1;
+    for (int d = s->nsp - 1; d >= 0; d--) {
+      pstride[d] = v;
+      v *= s->roi[d];
+    }
+    pstride_c = r->roi_vox;
+    pstride_b = r->cout * r->roi_vox;
+    scale = 1.0f / (float)nsub; /* 2^k: exact */
+  }
+  float *out = lm_tensor_data(r->out);
+  /* Windows one after another: two windows of a batch may overlap. */
+  for (int64_t b = 0; b < nb && st >= 0; b++) {
+    scatter_job j = {.s = s, .pred = src + b * pstride_b, .pstride_c =
+                     pstride_c, .scale = scale, .w = r->w, .out = out,
+                     .cout = r->cout};
+    memcpy(j.pstride, pstride, sizeof pstride);
+    int64_t rows = scatter_region(s, &r->g, first + b, &j);
+    st = lm_parallel_for(e, ctx, rows * r->cout,
+                         row_grain(j.hi[j.row_axis] - j.lo[j.row_axis]),
+                         scatter_rows, &j);
+  }
+done:
+  lm_tensor_release(pred);
+  return st;
+}
+
+typedef struct divide_job {
+  float *out;
+  const float *count;
+  int64_t vox;
+} divide_job;
+
+static int divide_range(int64_t begin, int64_t end, void *arg)
+{
+  const divide_job *j = arg;
+  for (int64_t i = begin; i < end; i++) j->out[i] /= j->count[i % j->vox];
+  return LM_OK;
+}
+
+static int sw_run_cpu(lm_op_ctx *ctx)
+{
+  sw_run r;
+  memset(&r, 0, sizeof r);
+  int st = sw_prepare(ctx, &r.s);
+  if (st < 0) return st;
+  const sw_setup *s = &r.s;
+  lm_engine *e = lm_ctx_engine(ctx);
+  lm_tensor *x = lm_ctx_input(ctx, 0);
+  if ((st = grid_build(ctx, s, &r.g)) < 0) goto done;
+  r.roi_vox = 1;
+  int64_t vox = 1;
+  for (int d = 0; d < s->nsp; d++) {
+    r.roi_vox *= s->roi[d];
+    vox *= s->n[d];
+  }
+  r.w = malloc(sizeof(float) * (size_t)r.roi_vox);
+  if (!r.w) {
+    st = lm_ctx_error(ctx, LM_ENOMEM, "out of memory for the weight map");
+    goto done;
+  }
+  if (sw_weight_map(s->rule, s->blend, s->nsp, s->roi, s->sigma_scale, r.w) <
+      0) {
+    st = lm_ctx_error(ctx, LM_ENOMEM, "out of memory for the weight map");
+    goto done;
+  }
+  /* The network's input buffer for a full batch. */
+  int64_t ishape[LM_MAX_DIMS];
+  ishape[0] = s->batch;
+  ishape[1] = s->channels;
+  for (int d = 0; d < s->nsp; d++)
+    if (s->model_axis[d] >= 0) ishape[s->model_axis[d]] = s->roi[d];
+  int64_t ishape_b = r.g.nwin < s->batch ? r.g.nwin : s->batch;
+  ishape[0] = ishape_b;
+  r.s.batch = ishape_b; /* no buffer larger than the windows there are */
+  if ((st = lm_tensor_new(e, LM_F32, s->model_ndim, ishape, LM_CPU, &r.in)) <
+      0) {
+    st = lm_ctx_error(ctx, st, "out of memory for the window batch");
+    goto done;
+  }
+  int64_t cshape[SW_MAX_SP];
+  for (int d = 0; d < s->nsp; d++) cshape[d] = s->n[d];
+  if ((st = lm_tensor_zeros(e, LM_F32, s->nsp, cshape, LM_CPU, &r.count)) <
+      0) {
+    st = lm_ctx_error(ctx, st, "out of memory for the weight sums");
+    goto done;
+  }
+  if ((st = accumulate_counts(ctx, &r)) < 0) goto done;
+  for (int64_t first = 0; first < r.g.nwin; first += s->batch) {
+    if (lm_ctx_cancelled(ctx)) {
+      st = LM_ECANCELED;
+      goto done;
+    }
+    int64_t nb = r.g.nwin - first < s->batch ? r.g.nwin - first : s->batch;
+    if ((st = blend_batch(ctx, &r, first, nb)) < 0) goto done;
+  }
+  divide_job dj = {.out = lm_tensor_data(r.out),
+                   .count = lm_tensor_data(r.count), .vox = vox};
+  if ((st = lm_parallel_for(e, ctx, r.cout * vox, 1 << 16, divide_range,
+                            &dj)) < 0)
+    goto done;
+  /* The logits lie on x's grid. */
+  lm_tensor_set_affine(r.out, lm_tensor_affine(x));
+  lm_tensor_set_layout(r.out, lm_tensor_layout(x));
+  lm_tensor_trace_copy(r.out, x);
+  lm_params *res = lm_ctx_results(ctx);
+  if (res) lm_params_set_int(res, "windows", r.g.nwin);
+  st = lm_ctx_set_output(ctx, 0, r.out);
+  r.out = NULL;
+done:
+  run_free(&r);
+  return st;
+}
+
+static const lm_arg_desc sw_args[] = {
+  {"model", LM_ARG_MODEL, NULL,
+   "the network (a Model from LoadModel); from Lua also positional: "
+   "SlidingWindowInfer(model, x, {...})"},
+  {"roi", LM_ARG_NUMBERS, "nil",
+   "window size, one value per network spatial axis in the image's axis "
+   "order (or one for all); <= 0 takes the image size; default: the "
+   "network's fixed input size"},
+  {"overlap", LM_ARG_NUMBER, "nil",
+   "0 <= overlap < 1; default 0.25 (rule 'monai'), 0.5 (rule 'nnunet', whose "
+   "tile_step_size is 1 - overlap)"},
+  {"sw_batch_size", LM_ARG_INT, "1", "windows per network run"},
+  {"mode", LM_ARG_STRING, "nil",
+   "'constant' or 'gaussian' blending; default 'constant' (monai), "
+   "'gaussian' (nnunet)"},
+  {"sigma_scale", LM_ARG_NUMBER, "0.125",
+   "Gaussian sigma as a fraction of the window size"},
+  {"padding_mode", LM_ARG_STRING, "'constant'",
+   "padding of an image smaller than the window: 'constant' (cval), "
+   "'replicate', 'reflect' or 'circular' (torch F.pad's modes)"},
+  {"cval", LM_ARG_NUMBER, "0", "the value of 'constant' padding"},
+  {"rule", LM_ARG_STRING, "'monai'",
+   "'monai' (fixed interval, last window snapped to the end, Gaussian "
+   "centred between voxels, 1e-3 floor) or 'nnunet' (windows spread evenly, "
+   "Gaussian peak at roi // 2, x10 in float16)"},
+  {"mirror_axes", LM_ARG_NUMBERS, "nil",
+   "nnU-Net test-time mirroring: spatial axes (0-based, lumen's axis order) "
+   "whose 2^k - 1 flip combinations are averaged with the plain run, as "
+   "logits"},
+  {"slice_axis", LM_ARG_INT, "2",
+   "for a 2-D network on a 3-D image: the axis stepped over slice by slice "
+   "(windows over the other two)"},
+};
+
+const lm_op_desc lm_op_sliding_window_infer = {
+  .name = "SlidingWindowInfer",
+  .alias = NULL,
+  .summary = "Run a network over windows of an image and blend them "
+             "(MONAI and nnU-Net rules)",
+  .doc =
+      "MONAI 1.4 sliding_window_inference (rule 'monai', the default) and "
+      "nnU-Net v2 predict_sliding_window_return_logits (rule 'nnunet'), "
+      "semantics.md 8.5. img is (C, spatial...), any dtype (read as "
+      "float32). Padding: each axis shorter than the window is padded to it, "
+      "w//2 before and the rest after (padding_mode, cval). Window starts "
+      "per axis of padded size n: monai: interval = roi if roi == n else "
+      "max(int(roi * (1 - overlap)), 1), windows at i * interval until one "
+      "reaches n, the last moved back to end at n (n=110, roi=64, overlap "
+      ".25 -> 0, 46); nnunet: ceil((n - roi) / (roi * (1 - overlap))) + 1 "
+      "windows at round(i * (n - roi) / (count - 1)) (n=110, roi=64, overlap "
+      ".5 -> 0, 23, 46). Weights: constant 1; monai gaussian exp(-x^2 / "
+      "(2 sigma^2)), x = -(roi-1)/2 .. (roi-1)/2, sigma = sigma_scale * roi, "
+      "product over axes, floored at 1e-3; nnunet gaussian peak at roi // 2, "
+      "x10, rounded to float16, float16 zeros replaced by the smallest "
+      "weight. out = sum(w * pred) / sum(w) over the windows covering each "
+      "voxel, accumulated in float32, padding cropped. mirror_axes: for each "
+      "window, pred = (net(x) + sum over non-empty subsets S of flip(net("
+      "flip(x, S)), S)) / 2^k (nnU-Net averages logits). A 2-D network "
+      "(input rank 4) on a 3-D image runs slice by slice along slice_axis. "
+      "A network with axes 'ZYX' sees each window's spatial axes reversed. "
+      "sw_batch_size windows go through the network together; the last "
+      "batch may be smaller (its own plan). Output: (C_out, spatial...) "
+      "float32 logits with img's affine, layout and trace. Result: windows "
+      "(the number of windows).\n"
+      "\n"
+      "  local logits = SlidingWindowInfer(net, x, {roi = {96, 96, 96}, "
+      "sw_batch_size = 4, mode = 'gaussian'})",
+  .inputs = "img",
+  .min_inputs = 1,
+  .max_inputs = 1,
+  .outputs = "logits",
+  .args = sw_args,
+  .nargs = (int)(sizeof sw_args / sizeof sw_args[0]),
+  .flags = LM_OP_MODEL,
+  .check = sw_check,
+  .run_cpu = sw_run_cpu,
+  .run_cuda = NULL,
+};
