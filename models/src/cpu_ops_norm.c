@@ -1,0 +1,283 @@
+/* Normalisations: InstanceNormalization, BatchNormalization (inference
+ * form), LayerNormalization (opset 17) and GroupNormalization (opset 18).
+ * Means and variances are computed in double over each slice, two-pass,
+ * biased (divided by the count), as torch does; each slice is one OpenMP
+ * work item, so the numbers do not depend on the thread count. */
+#include "cpu_ops_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* mean and biased variance of x[0..cnt) */
+static void slice_stats(const float *x, int64_t cnt, double *mean, double *var)
+{
+  double s = 0;
+  for (int64_t i = 0; i < cnt; i++) s += x[i];
+  double m = cnt ? s / (double)cnt : 0;
+  double v = 0;
+  for (int64_t i = 0; i < cnt; i++) {
+    double d = x[i] - m;
+    v += d * d;
+  }
+  *mean = m;
+  *var = cnt ? v / (double)cnt : 0;
+}
+
+static int need_f32(const lm_gnode *n, const lm_rt_tensor *in, int nin, int count,
+                    char *err, size_t errlen)
+{
+  if (nin < count) return ops_eval_fail(err, errlen, n, "needs %d inputs, has %d", count, nin);
+  for (int i = 0; i < count; i++)
+    if (in[i].data && in[i].dt != LM_F32)
+      return ops_eval_fail(err, errlen, n, "input %d is %s (float32 only)", i,
+                           lm_dtype_name(in[i].dt));
+  if (!in[0].data) return ops_eval_fail(err, errlen, n, "input X is missing");
+  return LM_OK;
+}
+
+/* Checks that input i is a vector of length c. */
+static int infer_vec(lm_graph *g, const lm_gnode *n, int i, const char *what, int64_t c)
+{
+  const lm_gvalue *v = ops_in(g, n, i);
+  if (!v) return ops_fail(g, n, "input %s is missing", what);
+  if (v->ndim < 0 || c < 0) return LM_OK;
+  int64_t cnt = lm_gvalue_numel(v);
+  if (cnt >= 0 && cnt != c)
+    return ops_fail(g, n, "input %s ('%s') has %lld elements, X has %lld channels", what,
+                    v->name, (long long)cnt, (long long)c);
+  return LM_OK;
+}
+
+/* ---- InstanceNormalization ---------------------------------------------- */
+
+static int infer_instnorm(lm_graph *g, const lm_gnode *n)
+{
+  if (n->nin != 3) return ops_fail(g, n, "needs 3 inputs (input, scale, B), has %d", n->nin);
+  const lm_gvalue *x = ops_in(g, n, 0);
+  if (!x) return ops_fail(g, n, "input 'input' is missing");
+  if (ops_in_known(g, n, 0)) {
+    if (x->ndim < 3) return ops_fail(g, n, "input '%s' has %d dims (N, C, spatial...)", x->name, x->ndim);
+    int st = infer_vec(g, n, 1, "scale", x->shape[1]);
+    if (!st) st = infer_vec(g, n, 2, "B", x->shape[1]);
+    if (st) return st;
+  }
+  return ops_infer_same(g, n);
+}
+
+static int eval_instnorm(const lm_gnode *n, const lm_rt_tensor *in, int nin,
+                         lm_rt_tensor *out, int nout, char *err, size_t errlen)
+{
+  int st = need_f32(n, in, nin, 3, err, errlen);
+  if (st) return st;
+  if (!in[1].data || !in[2].data) return ops_eval_fail(err, errlen, n, "scale or B is missing");
+  const lm_rt_tensor *x = &in[0];
+  double eps = lm_gnode_attr_float(n, "epsilon", 1e-5);
+  int64_t N = x->shape[0], C = x->shape[1];
+  int64_t sp = ops_numel(x->ndim - 2, x->shape + 2);
+  const float *scale = in[1].data, *bias = in[2].data;
+  const float *src = x->data;
+  float *dst = out[0].data;
+#pragma omp parallel for schedule(dynamic, 1) if (N * C * sp > OPS_PAR_MIN)
+  for (int64_t nc = 0; nc < N * C; nc++) {
+    int64_t c = nc % C;
+    double mean, var;
+    slice_stats(src + nc * sp, sp, &mean, &var);
+    double inv = 1.0 / sqrt(var + eps);
+    double a = inv * scale[c], b = bias[c];
+    const float *xs = src + nc * sp;
+    float *ys = dst + nc * sp;
+    for (int64_t i = 0; i < sp; i++) ys[i] = (float)((xs[i] - mean) * a + b);
+  }
+  return LM_OK;
+}
+
+/* ---- BatchNormalization ------------------------------------------------- */
+
+static int infer_batchnorm(lm_graph *g, const lm_gnode *n)
+{
+  if (n->nin != 5)
+    return ops_fail(g, n, "needs 5 inputs (X, scale, B, input_mean, input_var), has %d", n->nin);
+  if (lm_gnode_attr_int(n, "training_mode", 0) != 0)
+    return ops_fail(g, n, "attribute training_mode=1 is not supported (inference only)");
+  const lm_gvalue *x = ops_in(g, n, 0);
+  if (!x) return ops_fail(g, n, "input X is missing");
+  if (ops_in_known(g, n, 0)) {
+    if (x->ndim < 2) return ops_fail(g, n, "input X '%s' has %d dims (N, C, ...)", x->name, x->ndim);
+    static const char *names[] = {"scale", "B", "input_mean", "input_var"};
+    for (int i = 1; i < 5; i++) {
+      int st = infer_vec(g, n, i, names[i - 1], x->shape[1]);
+      if (st) return st;
+    }
+  }
+  return ops_infer_same(g, n);
+}
+
+static int eval_batchnorm(const lm_gnode *n, const lm_rt_tensor *in, int nin,
+                          lm_rt_tensor *out, int nout, char *err, size_t errlen)
+{
+  int st = need_f32(n, in, nin, 5, err, errlen);
+  if (st) return st;
+  for (int i = 1; i < 5; i++)
+    if (!in[i].data) return ops_eval_fail(err, errlen, n, "input %d is missing", i);
+  const lm_rt_tensor *x = &in[0];
+  double eps = lm_gnode_attr_float(n, "epsilon", 1e-5);
+  int64_t N = x->shape[0], C = x->ndim > 1 ? x->shape[1] : 1;
+  int64_t sp = x->ndim > 2 ? ops_numel(x->ndim - 2, x->shape + 2) : 1;
+  const float *scale = in[1].data, *bias = in[2].data, *mean = in[3].data, *var = in[4].data;
+  const float *src = x->data;
+  float *dst = out[0].data;
+#pragma omp parallel for schedule(static) if (N * C * sp > OPS_PAR_MIN)
+  for (int64_t nc = 0; nc < N * C; nc++) {
+    int64_t c = nc % C;
+    double a = scale[c] / sqrt((double)var[c] + eps), m = mean[c], b = bias[c];
+    const float *xs = src + nc * sp;
+    float *ys = dst + nc * sp;
+    for (int64_t i = 0; i < sp; i++) ys[i] = (float)((xs[i] - m) * a + b);
+  }
+  return LM_OK;
+}
+
+/* ---- LayerNormalization ------------------------------------------------- */
+
+static int infer_layernorm(lm_graph *g, const lm_gnode *n)
+{
+  if (n->nin < 2) return ops_fail(g, n, "needs inputs X and Scale (and optional B)");
+  const lm_gvalue *x = ops_in(g, n, 0);
+  if (!x) return ops_fail(g, n, "input X is missing");
+  if (!ops_in_known(g, n, 0)) return LM_OK;
+  int axis;
+  if (!ops_axis(lm_gnode_attr_int(n, "axis", -1), x->ndim, &axis))
+    return ops_fail(g, n, "attribute axis=%lld is out of range for %d dims",
+                    (long long)lm_gnode_attr_int(n, "axis", -1), x->ndim);
+  for (int i = 1; i < 3 && i < n->nin; i++) {
+    const lm_gvalue *s = ops_in(g, n, i);
+    if (!s || s->ndim < 0) continue;
+    int nd;
+    int64_t sh[LM_MAX_DIMS];
+    if (!ops_broadcast(x->ndim - axis, x->shape + axis, s->ndim, s->shape, &nd, sh) ||
+        nd != x->ndim - axis)
+      return ops_fail(g, n, "input %s ('%s') does not broadcast to X's normalised dims",
+                      i == 1 ? "Scale" : "B", s->name);
+  }
+  ops_set_out(g, n, 0, x->dt, x->ndim, x->shape);
+  int64_t red[LM_MAX_DIMS];
+  for (int k = 0; k < x->ndim; k++) red[k] = k < axis ? x->shape[k] : 1;
+  ops_set_out(g, n, 1, LM_F32, x->ndim, red);
+  ops_set_out(g, n, 2, LM_F32, x->ndim, red);
+  return LM_OK;
+}
+
+static int eval_layernorm(const lm_gnode *n, const lm_rt_tensor *in, int nin,
+                          lm_rt_tensor *out, int nout, char *err, size_t errlen)
+{
+  int st = need_f32(n, in, nin < 3 ? nin : 3, nin < 3 ? nin : 3, err, errlen);
+  if (st) return st;
+  if (nin < 2 || !in[1].data) return ops_eval_fail(err, errlen, n, "input Scale is missing");
+  const lm_rt_tensor *x = &in[0];
+  int axis;
+  if (!ops_axis(lm_gnode_attr_int(n, "axis", -1), x->ndim, &axis))
+    return ops_eval_fail(err, errlen, n, "attribute axis is out of range");
+  double eps = lm_gnode_attr_float(n, "epsilon", 1e-5);
+  int64_t outer = ops_numel(axis, x->shape), inner = ops_numel(x->ndim - axis, x->shape + axis);
+  /* Scale and B broadcast to x's trailing dims: strides into them. */
+  lm_rt_tensor tail = {.dt = LM_F32, .ndim = x->ndim - axis};
+  memcpy(tail.shape, x->shape + axis, sizeof(int64_t) * (size_t)tail.ndim);
+  int64_t ss[LM_MAX_DIMS], bs[LM_MAX_DIMS] = {0};
+  ops_bcast_strides(tail.ndim, tail.shape, &in[1], ss);
+  const lm_rt_tensor *bt = nin > 2 && in[2].data ? &in[2] : NULL;
+  if (bt) ops_bcast_strides(tail.ndim, tail.shape, bt, bs);
+  const float *src = x->data, *scale = in[1].data, *bias = bt ? bt->data : NULL;
+  float *dst = out[0].data;
+  float *mean_out = nout > 1 ? out[1].data : NULL, *inv_out = nout > 2 ? out[2].data : NULL;
+#pragma omp parallel for schedule(static) if (outer * inner > OPS_PAR_MIN)
+  for (int64_t o = 0; o < outer; o++) {
+    double mean, var;
+    slice_stats(src + o * inner, inner, &mean, &var);
+    double inv = 1.0 / sqrt(var + eps);
+    if (mean_out) mean_out[o] = (float)mean;
+    if (inv_out) inv_out[o] = (float)inv;
+    for (int64_t i = 0; i < inner; i++) {
+      int64_t si = 0, bi = 0, r = i;
+      for (int k = tail.ndim - 1; k >= 0; k--) {
+        int64_t idx = r % tail.shape[k];
+        r /= tail.shape[k];
+        si += idx * ss[k];
+        bi += idx * bs[k];
+      }
+      double y = (src[o * inner + i] - mean) * inv * scale[si];
+      if (bias) y += bias[bi];
+      dst[o * inner + i] = (float)y;
+    }
+  }
+  return LM_OK;
+}
+
+/* ---- GroupNormalization ------------------------------------------------- */
+
+static int infer_groupnorm(lm_graph *g, const lm_gnode *n)
+{
+  if (n->nin != 3) return ops_fail(g, n, "needs 3 inputs (X, scale, bias), has %d", n->nin);
+  const lm_gattr *ng = lm_gnode_attr(n, "num_groups");
+  if (!ng || ng->kind != LM_ATTR_INT || ng->i < 1)
+    return ops_fail(g, n, "attribute num_groups is missing or not a positive int");
+  const lm_gvalue *x = ops_in(g, n, 0);
+  if (!x) return ops_fail(g, n, "input X is missing");
+  if (ops_in_known(g, n, 0)) {
+    if (x->ndim < 2) return ops_fail(g, n, "input X '%s' has %d dims (N, C, ...)", x->name, x->ndim);
+    int64_t C = x->shape[1];
+    if (C > 0 && C % ng->i)
+      return ops_fail(g, n, "X has %lld channels, not a multiple of num_groups=%lld",
+                      (long long)C, (long long)ng->i);
+    for (int i = 1; i < 3; i++) {
+      const lm_gvalue *v = ops_in(g, n, i);
+      if (!v) return ops_fail(g, n, "input %s is missing", i == 1 ? "scale" : "bias");
+      int64_t cnt = lm_gvalue_numel(v);
+      /* opset 18: one per group; opset 21: one per channel. */
+      if (cnt >= 0 && C >= 0 && cnt != ng->i && cnt != C)
+        return ops_fail(g, n, "input %s ('%s') has %lld elements (num_groups %lld or C %lld)",
+                        i == 1 ? "scale" : "bias", v->name, (long long)cnt,
+                        (long long)ng->i, (long long)C);
+    }
+  }
+  return ops_infer_same(g, n);
+}
+
+static int eval_groupnorm(const lm_gnode *n, const lm_rt_tensor *in, int nin,
+                          lm_rt_tensor *out, int nout, char *err, size_t errlen)
+{
+  int st = need_f32(n, in, nin, 3, err, errlen);
+  if (st) return st;
+  if (!in[1].data || !in[2].data) return ops_eval_fail(err, errlen, n, "scale or bias is missing");
+  const lm_rt_tensor *x = &in[0];
+  int64_t G = lm_gnode_attr_int(n, "num_groups", 1);
+  double eps = lm_gnode_attr_float(n, "epsilon", 1e-5);
+  int64_t N = x->shape[0], C = x->shape[1];
+  if (G < 1 || C % G) return ops_eval_fail(err, errlen, n, "num_groups does not divide C");
+  int64_t sp = ops_numel(x->ndim - 2, x->shape + 2), cpg = C / G;
+  bool per_channel = ops_rt_numel(&in[1]) == C;
+  const float *scale = in[1].data, *bias = in[2].data, *src = x->data;
+  float *dst = out[0].data;
+#pragma omp parallel for schedule(dynamic, 1) if (N * C * sp > OPS_PAR_MIN)
+  for (int64_t ng = 0; ng < N * G; ng++) {
+    int64_t gi = ng % G, cnt = cpg * sp;
+    const float *xs = src + ng * cnt;
+    float *ys = dst + ng * cnt;
+    double mean, var;
+    slice_stats(xs, cnt, &mean, &var);
+    double inv = 1.0 / sqrt(var + eps);
+    for (int64_t c = 0; c < cpg; c++) {
+      int64_t pi = per_channel ? gi * cpg + c : gi;
+      double a = inv * scale[pi], b = bias[pi];
+      for (int64_t i = 0; i < sp; i++) ys[c * sp + i] = (float)((xs[c * sp + i] - mean) * a + b);
+    }
+  }
+  return LM_OK;
+}
+
+const lm_cpu_kernel lm_ops_norm[] = {
+  {"InstanceNormalization", infer_instnorm, eval_instnorm, false},
+  {"BatchNormalization", infer_batchnorm, eval_batchnorm, false},
+  {"LayerNormalization", infer_layernorm, eval_layernorm, false},
+  {"GroupNormalization", infer_groupnorm, eval_groupnorm, false},
+  {NULL, NULL, NULL, false},
+};
