@@ -44,4 +44,16 @@ bool lm_plan_uses_bf16(const lm_plan *p);
 int lm_plan_run(lm_plan *p, const float *const *inputs, float *const *outputs,
                 const volatile int *cancel, char *err, size_t errlen);
 
+/* Introspection (tests, model info, benchmarks). */
+int lm_plan_nsteps(const lm_plan *p);
+/* "Conv+LeakyRelu 'name'", "InstanceNormalization+Relu 'n'", "Reshape 'r'
+** (view)", "copy to output 'y'", ...; NULL out of range. */
+const char *lm_plan_step_label(const lm_plan *p, int i);
+/* Step i writes its output over its input's buffer. */
+bool lm_plan_step_inplace(const lm_plan *p, int i);
+/* Bytes of the intermediate arena, and what the same intermediates would
+** take with one buffer each. */
+size_t lm_plan_arena_bytes(const lm_plan *p);
+size_t lm_plan_unplanned_bytes(const lm_plan *p);
+
 #endif
