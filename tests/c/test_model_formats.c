@@ -1,0 +1,745 @@
+/* Model file formats (models/src/safetensors.c, graph_json*.c, tfjs*.c):
+ * synthetic files written here (values checked exactly), garbled and
+ * truncated files (errors name the file and the field), and the real
+ * brainchop models of $LUMEN_TEST_DATA (spot values below were read with
+ * /usr/bin/python3 + numpy from the same files when this test was written:
+ * np.frombuffer over the .bin / safetensors data section).
+ *
+ * The three copies of model5_gw_ae must hold the same weights: tfjs kernel
+ * [kd,kh,kw,in,out] transposed (4,3,0,1,2) == safetensors [out,in,k,k,k];
+ * the ONNX copy takes its input as (Z,Y,X), so its kernels are the
+ * safetensors ones with the spatial axes reversed (transpose (0,1,4,3,2)). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "loaders.h"
+#include "tap.h"
+
+static char tmpdir[256];
+static const char *data_dir;
+
+static void write_file(const char *path, const void *p, size_t n)
+{
+  FILE *f = fopen(path, "wb");
+  if (!f || fwrite(p, 1, n, f) != n) TAP_FAIL("cannot write %s", path);
+  if (f) fclose(f);
+}
+
+static char *tmp_path(const char *name)
+{
+  static char buf[4][512];
+  static int k;
+  k = (k + 1) % 4;
+  snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
+  return buf[k];
+}
+
+/* A safetensors file: 8-byte LE header length, header, data. */
+static void write_st(const char *path, const char *header, const void *data, size_t dlen)
+{
+  size_t hl = strlen(header);
+  unsigned char *b = malloc(8 + hl + dlen);
+  for (int i = 0; i < 8; i++) b[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+  memcpy(b + 8, header, hl);
+  if (dlen) memcpy(b + 8 + hl, data, dlen);
+  write_file(path, b, 8 + hl + dlen);
+  free(b);
+}
+
+static int count_op(const lm_graph *g, const char *op)
+{
+  int n = 0;
+  for (int i = 0; i < g->nnodes; i++) n += strcmp(g->nodes[i].op, op) == 0;
+  return n;
+}
+
+static const lm_gnode *nth_op(const lm_graph *g, const char *op, int k)
+{
+  for (int i = 0; i < g->nnodes; i++)
+    if (strcmp(g->nodes[i].op, op) == 0 && k-- == 0) return &g->nodes[i];
+  return NULL;
+}
+
+static const lm_gvalue *value(const lm_graph *g, const char *name)
+{
+  int v = lm_graph_find_value(g, name);
+  return v >= 0 ? &g->values[v] : NULL;
+}
+
+static bool ints_are(const lm_gnode *n, const char *attr, int cnt, const int64_t *want)
+{
+  int k;
+  const int64_t *v = lm_gnode_attr_ints(n, attr, &k);
+  if (!v || k != cnt) return false;
+  for (int i = 0; i < cnt; i++)
+    if (v[i] != want[i]) return false;
+  return true;
+}
+
+/* ---- safetensors ---------------------------------------------------------- */
+
+/* Tensor data in a safetensors file need not be aligned (the header length
+** is arbitrary), so the checks read through memcpy. */
+static double f32_at(const void *p, size_t i)
+{
+  float v;
+  memcpy(&v, (const char *)p + 4 * i, 4);
+  return v;
+}
+
+static const char st_header[] =
+    "{\"__metadata__\":{\"format\":\"pt\"},"
+    "\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
+    "\"idx\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[24,40]},"
+    "\"h\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[40,44]},"
+    "\"m\":{\"dtype\":\"BOOL\",\"shape\":[3],\"data_offsets\":[44,47]},"
+    "\"s\":{\"dtype\":\"F64\",\"shape\":[],\"data_offsets\":[48,56]}}";
+
+static size_t st_data(unsigned char *d)
+{
+  memset(d, 0, 56);
+  float w[6] = {1, -2, 3.5f, 4, 5, -6.25f};
+  int64_t idx[2] = {7, -9000000000LL};
+  uint16_t h[2] = {0x3f80, 0xc040};   /* bfloat16 1.0, -3.0 */
+  unsigned char m[3] = {1, 0, 1};
+  double s = 0.125;
+  memcpy(d, w, 24);
+  memcpy(d + 24, idx, 16);
+  memcpy(d + 40, h, 4);
+  memcpy(d + 44, m, 3);
+  memcpy(d + 48, &s, 8);
+  return 56;
+}
+
+static void test_safetensors_synthetic(void)
+{
+  unsigned char d[56];
+  size_t n = st_data(d);
+  const char *path = tmp_path("ok.safetensors");
+  write_st(path, st_header, d, n);
+  lm_safetensors *s;
+  char err[512];
+  int rc = lm_safetensors_open(path, &s, err, sizeof err);
+  CHECK_INT(rc, LM_OK);
+  if (rc < 0) {
+    TAP_FAIL("%s", err);
+    return;
+  }
+  CHECK_INT(lm_safetensors_count(s), 5);   /* __metadata__ skipped */
+  bool seen[5] = {0};
+  for (int i = 0; i < lm_safetensors_count(s); i++) {
+    lm_dtype dt;
+    int nd;
+    int64_t sh[LM_MAX_DIMS];
+    const void *p;
+    size_t nb;
+    const char *name = lm_safetensors_at(s, i, &dt, &nd, sh, &p, &nb);
+    if (!strcmp(name, "w")) {
+      seen[0] = true;
+      CHECK_INT(dt, LM_F32);
+      CHECK_INT(nd, 2);
+      CHECK_INT(sh[0], 2);
+      CHECK_INT(sh[1], 3);
+      CHECK_INT(nb, 24);
+      CHECK_NEAR(f32_at(p, 5), -6.25, 0);
+    } else if (!strcmp(name, "idx")) {
+      seen[1] = true;
+      CHECK_INT(dt, LM_I64);
+      int64_t v;
+      memcpy(&v, (const char *)p + 8, 8);
+      CHECK_INT(v, -9000000000LL);
+    } else if (!strcmp(name, "h")) {
+      seen[2] = true;
+      CHECK_INT(dt, LM_BF16);
+      uint16_t h;
+      memcpy(&h, (const char *)p + 2, 2);
+      CHECK_INT(h, 0xc040);
+    } else if (!strcmp(name, "m")) {
+      seen[3] = true;
+      CHECK_INT(dt, LM_U8);
+      CHECK_INT(nb, 3);
+      CHECK_INT(((const unsigned char *)p)[2], 1);
+    } else if (!strcmp(name, "s")) {
+      seen[4] = true;
+      CHECK_INT(dt, LM_F64);
+      CHECK_INT(nd, 0);
+      double v;
+      memcpy(&v, p, 8);
+      CHECK_NEAR(v, 0.125, 0);
+    }
+  }
+  for (int i = 0; i < 5; i++) CHECK(seen[i]);
+  CHECK(lm_safetensors_at(s, 5, NULL, NULL, NULL, NULL, NULL) == NULL);
+  lm_safetensors_close(s);
+}
+
+/* Open path and expect failure with a message holding each of want[]. */
+static void expect_st_error(const char *path, const char *w1, const char *w2)
+{
+  lm_safetensors *s = NULL;
+  char err[512] = "";
+  int rc = lm_safetensors_open(path, &s, err, sizeof err);
+  CHECK(rc < 0);
+  CHECK(s == NULL);
+  CHECK_CONTAINS(err, path);
+  if (w1) CHECK_CONTAINS(err, w1);
+  if (w2) CHECK_CONTAINS(err, w2);
+  if (s) lm_safetensors_close(s);
+}
+
+static void test_safetensors_errors(void)
+{
+  unsigned char d[56];
+  size_t n = st_data(d);
+  const char *p = tmp_path("bad.safetensors");
+  /* data cut short: the last tensor's offsets run past the end */
+  write_st(p, st_header, d, n - 4);
+  expect_st_error(p, "'s'", "data_offsets");
+  /* header length larger than the file */
+  unsigned char tiny[12] = {0xff, 0xff, 0, 0, 0, 0, 0, 0, '{', '}', 0, 0};
+  write_file(p, tiny, sizeof tiny);
+  expect_st_error(p, "header length", NULL);
+  write_file(p, tiny, 5);
+  expect_st_error(p, "too short", NULL);
+  write_st(p, "{\"w\":{\"dtype\":\"F32\",", d, 8);
+  expect_st_error(p, "invalid JSON", NULL);
+  write_st(p, "{\"w\":{\"dtype\":\"F8_E4M3\",\"shape\":[1],\"data_offsets\":[0,1]}}", d, 8);
+  expect_st_error(p, "'w'", "dtype 'F8_E4M3'");
+  write_st(p, "{\"w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", d, 8);
+  expect_st_error(p, "'w'", "need 12");
+  write_st(p, "{\"w\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", d, 8);
+  expect_st_error(p, "'w'", "'shape'");
+  write_st(p, "{\"w\":{\"dtype\":\"F32\",\"shape\":[2]}}", d, 8);
+  expect_st_error(p, "'w'", "'data_offsets'");
+  write_st(p, "[1,2]", d, 0);
+  expect_st_error(p, "not a JSON object", NULL);
+  expect_st_error(tmp_path("missing.safetensors"), "cannot open", NULL);
+}
+
+static void test_safetensors_model5(void)
+{
+  char path[512];
+  snprintf(path, sizeof path, "%s/models/model5_gw_ae/model5_gw_ae.safetensors", data_dir);
+  lm_safetensors *s;
+  char err[512];
+  if (lm_safetensors_open(path, &s, err, sizeof err) < 0) {
+    TAP_FAIL("%s", err);
+    return;
+  }
+  CHECK_INT(lm_safetensors_count(s), 20);
+  int found = 0;
+  for (int i = 0; i < lm_safetensors_count(s); i++) {
+    lm_dtype dt;
+    int nd;
+    int64_t sh[LM_MAX_DIMS];
+    const void *p;
+    const char *name = lm_safetensors_at(s, i, &dt, &nd, sh, &p, NULL);
+    const float *f = p;
+    if (!strcmp(name, "model.0.weight")) {
+      found++;
+      CHECK_INT(dt, LM_F32);
+      CHECK_INT(nd, 5);
+      CHECK_INT(sh[0], 5);
+      CHECK_INT(sh[1], 1);
+      CHECK_INT(sh[4], 3);
+      /* w0[3,0,1,2,0] and w0[4,0,2,1,1] */
+      CHECK_NEAR(f[3 * 27 + 1 * 9 + 2 * 3 + 0], 0.05405023321509361, 0);
+      CHECK_NEAR(f[4 * 27 + 2 * 9 + 1 * 3 + 1], -0.04345621168613434, 0);
+    } else if (!strcmp(name, "model.18.bias")) {
+      found++;
+      CHECK_NEAR(f[0], -0.7850812077522278, 1e-7);
+      CHECK_NEAR(f[2], 2.1639344692230225, 1e-7);
+    } else if (!strcmp(name, "model.18.weight")) {
+      found++;
+      CHECK_INT(sh[0], 3);
+      CHECK_INT(sh[2], 1);
+      CHECK_NEAR(f[2 * 5 + 4], 0.6542516350746155, 0);
+    }
+  }
+  CHECK_INT(found, 3);
+  lm_safetensors_close(s);
+}
+
+/* ---- graph JSON --------------------------------------------------------- */
+
+static void test_graph_json(void)
+{
+  /* weights: two in a safetensors file, one inline */
+  float w[2 * 1 * 3] = {1, 2, 3, 4, 5, 6}, b[2] = {0.5f, -0.5f};
+  unsigned char d[32];
+  memcpy(d, w, 24);
+  memcpy(d + 24, b, 8);
+  write_st(tmp_path("net.safetensors"),
+           "{\"c.weight\":{\"dtype\":\"F32\",\"shape\":[2,1,3],\"data_offsets\":[0,24]},"
+           "\"c.bias\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[24,32]},"
+           "\"unused\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[32,32]}}",
+           d, 32);
+  const char *json =
+      "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,1,null]}],\"outputs\":[\"y\"],\n"
+      " \"nodes\":[\n"
+      "  {\"op\":\"Conv\",\"name\":\"c\",\"inputs\":[\"x\",\"c.weight\",\"c.bias\"],\"outputs\":[\"h\"],\n"
+      "   \"attrs\":{\"dilations\":[2],\"pads\":[2,2],\"group\":1,\"auto_pad\":\"NOTSET\"}},\n"
+      "  {\"op\":\"Elu\",\"inputs\":[\"h\"],\"outputs\":[\"e\"],\"attrs\":{\"alpha\":1}},\n"
+      "  {\"op\":\"Resize\",\"inputs\":[\"e\",\"\",\"sc\"],\"outputs\":[\"r\"],\n"
+      "   \"attrs\":{\"scales_dummy\":[1.5,2],\"mode\":\"nearest\",\"keepdims\":true}},\n"
+      "  {\"op\":\"Mul\",\"inputs\":[\"r\",\"k\"],\"outputs\":[\"y\"]}],\n"
+      " \"weights\":[\"net.safetensors\",{\"name\":\"k\",\"dtype\":\"float32\",\"data\":[2]},\n"
+      "             {\"name\":\"sc\",\"shape\":[3],\"data\":[1,1,2]}]}";
+  lm_graph *g;
+  char err[512];
+  int rc = lm_graph_json_load(json, strlen(json), tmpdir, &g, err, sizeof err);
+  CHECK_INT(rc, LM_OK);
+  if (rc < 0) {
+    TAP_FAIL("%s", err);
+    return;
+  }
+  CHECK_INT(g->ninputs, 1);
+  CHECK_INT(g->noutputs, 1);
+  CHECK_INT(g->nnodes, 4);
+  const lm_gvalue *x = &g->values[g->inputs[0]];
+  CHECK_INT(x->ndim, 3);
+  CHECK_INT(x->shape[2], -1);
+  CHECK_INT(x->dt, LM_F32);
+  const lm_gnode *conv = nth_op(g, "Conv", 0);
+  CHECK(conv != NULL);
+  if (conv) {
+    CHECK(ints_are(conv, "dilations", 1, (const int64_t[]){2}));
+    CHECK(ints_are(conv, "pads", 2, (const int64_t[]){2, 2}));
+    const lm_gattr *a = lm_gnode_attr(conv, "group");
+    CHECK(a && a->kind == LM_ATTR_INT && a->i == 1);
+    a = lm_gnode_attr(conv, "auto_pad");
+    CHECK(a && a->kind == LM_ATTR_STRING);
+    const lm_gvalue *wv = &g->values[conv->in[1]];
+    CHECK(wv->data != NULL);
+    CHECK_INT(wv->ndim, 3);
+    if (wv->data) CHECK_NEAR(((const float *)wv->data)[5], 6, 0);
+    const lm_gvalue *bv = &g->values[conv->in[2]];
+    if (bv->data) CHECK_NEAR(((const float *)bv->data)[1], -0.5, 0);
+  }
+  /* an integral number for a float attribute stays FLOAT */
+  const lm_gattr *alpha = lm_gnode_attr(nth_op(g, "Elu", 0), "alpha");
+  CHECK(alpha && alpha->kind == LM_ATTR_FLOAT && alpha->f == 1.0);
+  const lm_gnode *rs = nth_op(g, "Resize", 0);
+  CHECK_INT(rs->in[1], -1);   /* "" = optional input left out */
+  const lm_gattr *fl = lm_gnode_attr(rs, "scales_dummy");
+  CHECK(fl && fl->kind == LM_ATTR_FLOATS && fl->n == 2 && fl->floats[0] == 1.5);
+  const lm_gattr *kd = lm_gnode_attr(rs, "keepdims");
+  CHECK(kd && kd->kind == LM_ATTR_INT && kd->i == 1);
+  const lm_gvalue *k = value(g, "k");
+  CHECK(k && k->data && k->ndim == 1 && ((const float *)k->data)[0] == 2.0f);
+  const lm_gvalue *sc = value(g, "sc");
+  CHECK(sc && sc->data && sc->ndim == 1 && sc->shape[0] == 3 && ((const float *)sc->data)[2] == 2);
+  CHECK(value(g, "unused") == NULL);   /* tensors no node uses are not bound */
+  lm_graph_free(g);
+}
+
+static void expect_json_error(const char *json, const char *w1, const char *w2)
+{
+  lm_graph *g = NULL;
+  char err[512] = "";
+  int rc = lm_graph_json_load(json, strlen(json), tmpdir, &g, err, sizeof err);
+  CHECK(rc < 0);
+  CHECK(g == NULL);
+  CHECK_CONTAINS(err, "graph JSON");
+  if (w1) CHECK_CONTAINS(err, w1);
+  if (w2) CHECK_CONTAINS(err, w2);
+  if (g) lm_graph_free(g);
+}
+
+static void test_graph_json_errors(void)
+{
+  expect_json_error("{\"inputs\":[{\"name\":\"x\"}],\n\"nodes\":[,]}", "invalid JSON", "line 2");
+  expect_json_error("{\"nodes\":[],\"outputs\":[\"x\"]}", "'inputs'", NULL);
+  expect_json_error("{\"inputs\":[{\"name\":\"x\"}],\"nodes\":[{\"inputs\":[\"x\"],"
+                    "\"outputs\":[\"y\"]}],\"outputs\":[\"y\"]}", "nodes[0]", "'op'");
+  expect_json_error("{\"inputs\":[{\"name\":\"x\"}],\"nodes\":[{\"op\":\"Add\",\"name\":\"a\","
+                    "\"inputs\":[\"x\",\"nope\"],\"outputs\":[\"y\"]}],\"outputs\":[\"y\"]}",
+                    "('a')", "'nope'");
+  expect_json_error("{\"inputs\":[{\"name\":\"x\"}],\"nodes\":[{\"op\":\"Relu\","
+                    "\"inputs\":[\"x\"],\"outputs\":[\"y\"]}],\"outputs\":[\"z\"]}",
+                    "outputs[0]", "'z'");
+  expect_json_error("{\"inputs\":[{\"name\":\"x\"}],\"nodes\":[{\"op\":\"Relu\","
+                    "\"inputs\":[\"x\"],\"outputs\":[\"y\"]},{\"op\":\"Relu\","
+                    "\"inputs\":[\"x\"],\"outputs\":[\"y\"]}],\"outputs\":[\"y\"]}",
+                    "nodes[1]", "already");
+  expect_json_error("{\"inputs\":[{\"name\":\"x\"}],\"nodes\":[{\"op\":\"Conv\","
+                    "\"inputs\":[\"x\"],\"outputs\":[\"y\"],\"attrs\":{\"group\":1.5}}],"
+                    "\"outputs\":[\"y\"]}", "'group'", "integer");
+  expect_json_error("{\"inputs\":[{\"name\":\"x\"}],\"nodes\":[{\"op\":\"Mul\","
+                    "\"inputs\":[\"x\",\"w\"],\"outputs\":[\"y\"]}],\"outputs\":[\"y\"],"
+                    "\"weights\":\"nothere.safetensors\"}", "nothere.safetensors", "weights");
+  expect_json_error("{\"inputs\":[{\"name\":\"x\"}],\"nodes\":[{\"op\":\"Mul\","
+                    "\"inputs\":[\"x\",\"w\"],\"outputs\":[\"y\"]}],\"outputs\":[\"y\"],"
+                    "\"weights\":[{\"name\":\"w\",\"shape\":[2],\"data\":[1]}]}", "weights[0]",
+                    "'shape'");
+  expect_json_error("{\"inputs\":[{\"name\":\"x\",\"dtype\":\"float99\"}],\"nodes\":[],"
+                    "\"outputs\":[\"x\"]}", "inputs[0]", "'dtype'");
+}
+
+/* ---- TensorFlow.js layers --------------------------------------------------- */
+
+static lm_graph *load_tfjs(const char *rel)
+{
+  char path[512], err[512];
+  snprintf(path, sizeof path, "%s/models/%s/model.json", data_dir, rel);
+  lm_graph *g = NULL;
+  if (lm_tfjs_load(path, &g, err, sizeof err) < 0) TAP_FAIL("%s", err);
+  return g;
+}
+
+static void test_tfjs_model5(void)
+{
+  lm_graph *g = load_tfjs("model5_gw_ae");
+  if (!g) return;
+  CHECK_INT(g->ninputs, 1);
+  CHECK_INT(g->noutputs, 1);
+  const lm_gvalue *in = &g->values[g->inputs[0]];
+  CHECK_STR(in->name, "input");
+  CHECK_INT(in->ndim, 5);
+  CHECK_INT(in->shape[0], -1);   /* batch null */
+  CHECK_INT(in->shape[1], 1);    /* channels moved first */
+  CHECK_INT(in->shape[2], 256);
+  CHECK_INT(count_op(g, "Conv"), 10);
+  CHECK_INT(count_op(g, "Relu"), 9);
+  CHECK_INT(g->nnodes, 19);
+  /* the fifth conv: dilation 16, 'same' -> pads 16 on each side */
+  const lm_gnode *c4 = nth_op(g, "Conv", 4);
+  CHECK(ints_are(c4, "dilations", 3, (const int64_t[]){16, 16, 16}));
+  CHECK(ints_are(c4, "pads", 6, (const int64_t[]){16, 16, 16, 16, 16, 16}));
+  CHECK(ints_are(c4, "kernel_shape", 3, (const int64_t[]){3, 3, 3}));
+  const lm_gnode *last = nth_op(g, "Conv", 9);
+  CHECK(ints_are(last, "pads", 6, (const int64_t[]){0, 0, 0, 0, 0, 0}));
+  CHECK_INT(last->out[0], g->outputs[0]);
+  /* kernel "21/kernel" [3,3,3,1,5] -> [5,1,3,3,3]; tfjs k[1,2,0,0,3] is
+  ** ONNX-order w[3,0,1,2,0] = 0.05405023321509361 */
+  const lm_gvalue *w = value(g, "21/kernel");
+  CHECK(w && w->data && w->ndim == 5 && w->shape[0] == 5 && w->shape[1] == 1);
+  if (w && w->data) CHECK_NEAR(((const float *)w->data)[3 * 27 + 1 * 9 + 2 * 3], 0.05405023321509361, 0);
+  const lm_gvalue *b = value(g, "output/bias");
+  CHECK(b && b->data && b->shape[0] == 3);
+  if (b && b->data) CHECK_NEAR(((const float *)b->data)[1], -2.3238883018493652, 1e-7);
+  lm_graph_free(g);
+}
+
+static void test_tfjs_mindgrab(void)
+{
+  lm_graph *g = load_tfjs("mindgrab");
+  if (!g) return;
+  CHECK_INT(count_op(g, "Conv"), 26);
+  CHECK_INT(count_op(g, "InstanceNormalization"), 25);
+  CHECK_INT(count_op(g, "Gelu"), 25);
+  const lm_gnode *c0 = nth_op(g, "Conv", 0);
+  CHECK_INT(c0->nin, 2);   /* use_bias false */
+  CHECK(ints_are(c0, "dilations", 3, (const int64_t[]){16, 16, 16}));
+  const lm_gnode *in0 = nth_op(g, "InstanceNormalization", 0);
+  CHECK_INT(in0->in[0], c0->out[0]);   /* conv -> instance norm -> gelu */
+  CHECK_NEAR(lm_gnode_attr_float(in0, "epsilon", 0), 1e-5, 1e-12);
+  const lm_gvalue *sc = &g->values[in0->in[1]];
+  CHECK(sc->data && sc->shape[0] == 15 && ((const float *)sc->data)[14] == 1.0f);
+  const lm_gnode *ge = nth_op(g, "Gelu", 0);
+  CHECK_INT(ge->in[0], in0->out[0]);
+  CHECK_STR(lm_gnode_attr_string(ge, "approximate", ""), "none");
+  /* conv3d_0_gn/kernel [3,3,3,1,15]: tfjs k[2,1,0,0,7] = ONNX w[7,0,2,1,0] */
+  const lm_gvalue *w = value(g, "conv3d_0_gn/kernel");
+  CHECK(w && w->data && w->shape[0] == 15);
+  if (w && w->data) CHECK_NEAR(((const float *)w->data)[7 * 27 + 2 * 9 + 1 * 3], 0.018426015973091125, 0);
+  const lm_gnode *out = nth_op(g, "Conv", 25);
+  CHECK_INT(out->nin, 3);
+  CHECK_INT(g->values[out->in[1]].shape[0], 2);
+  CHECK_INT(out->out[0], g->outputs[0]);
+  lm_graph_free(g);
+}
+
+static void test_tfjs_others(void)
+{
+  lm_graph *g = load_tfjs("model30chan18cls");
+  if (g) {
+    CHECK_INT(count_op(g, "Conv"), 10);
+    CHECK_INT(count_op(g, "Elu"), 9);
+    CHECK_NEAR(lm_gnode_attr_float(nth_op(g, "Elu", 0), "alpha", 0), 1.0, 0);
+    const lm_gvalue *w = value(g, "conv3d_0/kernel");
+    if (w && w->data) CHECK_NEAR(((const float *)w->data)[7 * 27 + 2 * 9 + 1 * 3], -0.4724438190460205, 0);
+    const lm_gvalue *b = value(g, "output/bias");
+    CHECK(b && b->data && b->shape[0] == 18);
+    if (b && b->data) CHECK_NEAR(((const float *)b->data)[1], 0.38426336646080017, 0);
+    lm_graph_free(g);
+  }
+  g = load_tfjs("model21_104class");
+  if (g) {
+    CHECK_INT(count_op(g, "Conv"), 9);
+    CHECK_INT(count_op(g, "Relu"), 8);
+    const lm_gvalue *b = value(g, "output/bias");
+    CHECK(b && b->data && b->shape[0] == 104);
+    if (b && b->data) CHECK_NEAR(((const float *)b->data)[1], -0.22853541374206543, 0);
+    const lm_gvalue *w = value(g, "19/kernel");
+    if (w && w->data) CHECK_NEAR(((const float *)w->data)[7 * 27 + 2 * 9 + 1 * 3], 0.25854718685150146, 0);
+    lm_graph_free(g);
+  }
+}
+
+/* A synthetic functional model: Conv3D (stride 2, same), BatchNorm,
+** MaxPooling3D, UpSampling3D, Conv3DTranspose, Concatenate, Add, with a
+** uint8-quantized kernel and a float16-quantized bias. */
+static const char synth_json[] =
+    "{\"format\":\"layers-model\",\"modelTopology\":{\"model_config\":{\"class_name\":\"Functional\","
+    "\"config\":{\"name\":\"m\",\"layers\":["
+    "{\"class_name\":\"InputLayer\",\"name\":\"in\",\"config\":{\"name\":\"in\","
+    "\"batch_input_shape\":[null,8,8,8,2],\"dtype\":\"float32\"},\"inbound_nodes\":[]},"
+    "{\"class_name\":\"Conv3D\",\"name\":\"c\",\"config\":{\"name\":\"c\",\"filters\":2,"
+    "\"kernel_size\":[1,1,1],\"strides\":[2,2,2],\"padding\":\"same\",\"use_bias\":true,"
+    "\"activation\":\"relu6\"},\"inbound_nodes\":[[[\"in\",0,0,{}]]]},"
+    "{\"class_name\":\"BatchNormalization\",\"name\":\"bn\",\"config\":{\"name\":\"bn\","
+    "\"axis\":-1,\"epsilon\":0.01,\"center\":false},\"inbound_nodes\":[[[\"c\",0,0,{}]]]},"
+    "{\"class_name\":\"MaxPooling3D\",\"name\":\"mp\",\"config\":{\"name\":\"mp\","
+    "\"pool_size\":[2,2,2],\"padding\":\"valid\",\"strides\":null},"
+    "\"inbound_nodes\":[[[\"bn\",0,0,{}]]]},"
+    "{\"class_name\":\"UpSampling3D\",\"name\":\"up\",\"config\":{\"name\":\"up\",\"size\":[2,2,2]},"
+    "\"inbound_nodes\":[[[\"mp\",0,0,{}]]]},"
+    "{\"class_name\":\"Conv3DTranspose\",\"name\":\"ct\",\"config\":{\"name\":\"ct\",\"filters\":1,"
+    "\"kernel_size\":3,\"strides\":2,\"padding\":\"same\",\"use_bias\":false},"
+    "\"inbound_nodes\":[[[\"up\",0,0,{}]]]},"
+    "{\"class_name\":\"Concatenate\",\"name\":\"cat\",\"config\":{\"name\":\"cat\",\"axis\":-1},"
+    "\"inbound_nodes\":[[[\"ct\",0,0,{}],[\"in\",0,0,{}]]]},"
+    "{\"class_name\":\"Add\",\"name\":\"add\",\"config\":{\"name\":\"add\"},"
+    "\"inbound_nodes\":[[[\"cat\",0,0,{}],[\"cat\",0,0,{}]]]}],"
+    "\"input_layers\":[[\"in\",0,0]],\"output_layers\":[[\"add\",0,0]]}}},"
+    "\"weightsManifest\":[{\"paths\":[\"a.bin\",\"b.bin\"],\"weights\":["
+    "{\"name\":\"c/kernel\",\"shape\":[1,1,1,2,2],\"dtype\":\"float32\","
+    "\"quantization\":{\"dtype\":\"uint8\",\"scale\":0.5,\"min\":-1}},"
+    "{\"name\":\"c/bias\",\"shape\":[2],\"dtype\":\"float32\",\"quantization\":{\"dtype\":\"float16\"}},"
+    "{\"name\":\"bn/gamma\",\"shape\":[2],\"dtype\":\"float32\"},"
+    "{\"name\":\"bn/moving_mean\",\"shape\":[2],\"dtype\":\"float32\"},"
+    "{\"name\":\"bn/moving_variance\",\"shape\":[2],\"dtype\":\"float32\"},"
+    "{\"name\":\"ct/kernel\",\"shape\":[3,3,3,1,2],\"dtype\":\"float32\"}]}]}";
+
+static size_t synth_weights(unsigned char *b)
+{
+  size_t o = 0;
+  unsigned char q[4] = {0, 1, 2, 10};   /* -> -1, -0.5, 0, 4: [in][out] */
+  memcpy(b, q, 4);
+  o = 4;
+  uint16_t h[2] = {0x3c00, 0xc100};     /* float16 1.0, -2.5 */
+  memcpy(b + o, h, 4);
+  o += 4;
+  float f[6] = {2, 3, 0.5f, -0.5f, 4, 9};
+  memcpy(b + o, f, 24);
+  o += 24;
+  float k[54];
+  for (int i = 0; i < 54; i++) k[i] = (float)i;   /* [kd,kh,kw,out=1,in=2] */
+  memcpy(b + o, k, sizeof k);
+  return o + sizeof k;
+}
+
+static void test_tfjs_synthetic(void)
+{
+  unsigned char b[300];
+  size_t n = synth_weights(b);
+  write_file(tmp_path("model.json"), synth_json, strlen(synth_json));
+  write_file(tmp_path("a.bin"), b, 10);          /* shards split mid-weight */
+  write_file(tmp_path("b.bin"), b + 10, n - 10);
+  lm_graph *g = NULL;
+  char err[512];
+  if (lm_tfjs_load(tmp_path("model.json"), &g, err, sizeof err) < 0) {
+    TAP_FAIL("%s", err);
+    return;
+  }
+  const lm_gnode *conv = nth_op(g, "Conv", 0);
+  CHECK_STR(lm_gnode_attr_string(conv, "auto_pad", ""), "SAME_UPPER");   /* stride 2 */
+  const lm_gvalue *w = &g->values[conv->in[1]];
+  /* tfjs [1,1,1,in,out] = [[-1,-0.5],[0,4]] -> ONNX [out,in,1,1,1] */
+  CHECK(w->data && w->shape[0] == 2 && w->shape[1] == 2);
+  if (w->data) {
+    const float *f = w->data;
+    CHECK_NEAR(f[0], -1, 0);    /* out 0, in 0 */
+    CHECK_NEAR(f[1], 0, 0);     /* out 0, in 1 */
+    CHECK_NEAR(f[2], -0.5, 0);  /* out 1, in 0 */
+    CHECK_NEAR(f[3], 4, 0);
+  }
+  const lm_gvalue *bias = &g->values[conv->in[2]];
+  if (bias->data) CHECK_NEAR(((const float *)bias->data)[1], -2.5, 0);
+  CHECK_INT(count_op(g, "Clip"), 1);   /* relu6 */
+  const lm_gnode *bn = nth_op(g, "BatchNormalization", 0);
+  CHECK(bn != NULL);
+  if (bn) {
+    CHECK_NEAR(lm_gnode_attr_float(bn, "epsilon", 0), 0.01, 1e-12);
+    const lm_gvalue *beta = &g->values[bn->in[2]];   /* center false: zeros */
+    CHECK(beta->data && ((const float *)beta->data)[1] == 0.0f);
+    CHECK_NEAR(((const float *)g->values[bn->in[4]].data)[1], 9, 0);
+  }
+  const lm_gnode *mp = nth_op(g, "MaxPool", 0);
+  CHECK(ints_are(mp, "strides", 3, (const int64_t[]){2, 2, 2}));
+  const lm_gnode *rs = nth_op(g, "Resize", 0);
+  CHECK_STR(lm_gnode_attr_string(rs, "coordinate_transformation_mode", ""), "asymmetric");
+  CHECK_NEAR(((const float *)g->values[rs->in[2]].data)[4], 2, 0);
+  const lm_gnode *ct = nth_op(g, "ConvTranspose", 0);
+  /* k3 s2 same: T = 3 - 2 = 1 -> pads (0, 1), output_padding 0 */
+  CHECK(ints_are(ct, "pads", 6, (const int64_t[]){0, 0, 0, 1, 1, 1}));
+  CHECK(ints_are(ct, "output_padding", 3, (const int64_t[]){0, 0, 0}));
+  const lm_gvalue *ck = &g->values[ct->in[1]];
+  /* tfjs [3,3,3,out=1,in=2] -> ONNX [in=2,out=1,3,3,3]: w[1,0,0,0,1] = k[0,0,1,0,1] = 3 */
+  CHECK(ck->data && ck->shape[0] == 2 && ck->shape[1] == 1);
+  if (ck->data) CHECK_NEAR(((const float *)ck->data)[27 + 1], 3, 0);
+  const lm_gnode *cat = nth_op(g, "Concat", 0);
+  CHECK_INT(lm_gnode_attr_int(cat, "axis", -9), 1);
+  CHECK_INT(count_op(g, "Add"), 1);
+  CHECK_INT(nth_op(g, "Add", 0)->out[0], g->outputs[0]);
+  lm_graph_free(g);
+
+  /* a truncated shard: the error names the weight */
+  write_file(tmp_path("b.bin"), b + 10, n - 20);
+  g = NULL;
+  CHECK(lm_tfjs_load(tmp_path("model.json"), &g, err, sizeof err) < 0);
+  CHECK(g == NULL);
+  CHECK_CONTAINS(err, "model.json");
+  CHECK_CONTAINS(err, "ct/kernel");
+  CHECK_CONTAINS(err, "truncated");
+  write_file(tmp_path("b.bin"), b + 10, n - 10);
+}
+
+static void expect_tfjs_error(const char *json, const char *w1, const char *w2)
+{
+  write_file(tmp_path("bad.json"), json, strlen(json));
+  lm_graph *g = NULL;
+  char err[512] = "";
+  CHECK(lm_tfjs_load(tmp_path("bad.json"), &g, err, sizeof err) < 0);
+  CHECK(g == NULL);
+  CHECK_CONTAINS(err, "bad.json");
+  if (w1) CHECK_CONTAINS(err, w1);
+  if (w2) CHECK_CONTAINS(err, w2);
+}
+
+static void test_tfjs_errors(void)
+{
+  expect_tfjs_error("{\"modelTopology\": {", "invalid JSON", NULL);
+  expect_tfjs_error("{\"weightsManifest\": []}", "modelTopology", NULL);
+  const char *dense =
+      "{\"modelTopology\":{\"class_name\":\"Sequential\",\"config\":{\"layers\":["
+      "{\"class_name\":\"InputLayer\",\"config\":{\"name\":\"x\",\"batch_input_shape\":[null,4,4,4,1]}},"
+      "{\"class_name\":\"Dense\",\"config\":{\"name\":\"fc\",\"units\":3}}]}},\"weightsManifest\":[]}";
+  expect_tfjs_error(dense, "layer 'fc' (Dense)", "not supported");
+  const char *nokernel =
+      "{\"modelTopology\":{\"class_name\":\"Sequential\",\"config\":{\"layers\":["
+      "{\"class_name\":\"Conv3D\",\"config\":{\"name\":\"cv\",\"filters\":2,\"kernel_size\":3,"
+      "\"batch_input_shape\":[null,4,4,4,1]}}]}},\"weightsManifest\":[]}";
+  expect_tfjs_error(nokernel, "layer 'cv' (Conv3D)", "'kernel'");
+  const char *badshard =
+      "{\"modelTopology\":{\"class_name\":\"Sequential\",\"config\":{\"layers\":[]}},"
+      "\"weightsManifest\":[{\"paths\":[\"none.bin\"],\"weights\":[]}]}";
+  expect_tfjs_error(badshard, "none.bin", NULL);
+  const char *badq =
+      "{\"modelTopology\":{\"class_name\":\"Sequential\",\"config\":{\"layers\":[]}},"
+      "\"weightsManifest\":[{\"paths\":[\"a.bin\"],\"weights\":[{\"name\":\"w\",\"shape\":[1],"
+      "\"dtype\":\"float32\",\"quantization\":{\"dtype\":\"int4\",\"scale\":1,\"min\":0}}]}]}";
+  expect_tfjs_error(badq, "weightsManifest[0].weights[0]", "'int4'");
+}
+
+/* ---- the three copies of model5 --------------------------------------------- */
+
+static void test_model5_copies_same_weights(void)
+{
+  char path[512], err[512];
+  lm_graph *tf = load_tfjs("model5_gw_ae");
+  lm_safetensors *st = NULL;
+  lm_graph *ox = NULL;
+  snprintf(path, sizeof path, "%s/models/model5_gw_ae/model5_gw_ae.safetensors", data_dir);
+  if (lm_safetensors_open(path, &st, err, sizeof err) < 0) TAP_FAIL("%s", err);
+  snprintf(path, sizeof path, "%s/models/model5_gw_ae/model5_gw_ae.onnx", data_dir);
+  if (lm_onnx_load(path, &ox, err, sizeof err) < 0) TAP_FAIL("%s", err);
+  if (!tf || !st || !ox) goto done;
+  /* Conv i of each copy, in order; the tfjs and ONNX graphs are plain
+  ** chains, and safetensors keys are model.{2i}.weight/bias. */
+  for (int i = 0; i < 10; i++) {
+    const lm_gnode *ct = nth_op(tf, "Conv", i), *co = nth_op(ox, "Conv", i);
+    if (!ct || !co) {
+      TAP_FAIL("conv %d missing", i);
+      break;
+    }
+    const lm_gvalue *wt = &tf->values[ct->in[1]];
+    const lm_gvalue *wo = &ox->values[lm_graph_resolve(ox, co->in[1])];
+    const lm_gvalue *bt = &tf->values[ct->in[2]];
+    const lm_gvalue *bo = &ox->values[lm_graph_resolve(ox, co->in[2])];
+    char wname[64], bname[64];
+    snprintf(wname, sizeof wname, "model.%d.weight", 2 * i);
+    snprintf(bname, sizeof bname, "model.%d.bias", 2 * i);
+    const float *ws = NULL, *bs = NULL;
+    int64_t sh[LM_MAX_DIMS] = {0};
+    for (int k = 0; k < lm_safetensors_count(st); k++) {
+      const void *p;
+      int64_t s2[LM_MAX_DIMS];
+      const char *nm = lm_safetensors_at(st, k, NULL, NULL, s2, &p, NULL);
+      if (!strcmp(nm, wname)) {
+        ws = p;
+        memcpy(sh, s2, sizeof sh);
+      }
+      if (!strcmp(nm, bname)) bs = p;
+    }
+    if (!ws || !bs || !wt->data || !wo->data || !bt->data || !bo->data) {
+      TAP_FAIL("conv %d: weights missing", i);
+      continue;
+    }
+    for (int d = 0; d < 5; d++) {
+      CHECK_INT(wt->shape[d], sh[d]);
+      CHECK_INT(wo->shape[d], sh[d]);
+    }
+    int64_t co_n = sh[0], ci = sh[1], k = sh[2];
+    int bad_t = 0, bad_o = 0;
+    for (int64_t o = 0; o < co_n; o++)
+      for (int64_t c = 0; c < ci; c++)
+        for (int64_t z = 0; z < k; z++)
+          for (int64_t y = 0; y < k; y++)
+            for (int64_t x = 0; x < k; x++) {
+              int64_t base = (o * ci + c) * k * k * k;
+              float s = ws[base + (z * k + y) * k + x];
+              bad_t += ((const float *)wt->data)[base + (z * k + y) * k + x] != s;
+              bad_o += ((const float *)wo->data)[base + (x * k + y) * k + z] != s;
+            }
+    CHECK_INT(bad_t, 0);
+    CHECK_INT(bad_o, 0);
+    for (int64_t o = 0; o < co_n; o++) {
+      CHECK(((const float *)bt->data)[o] == bs[o]);
+      CHECK(((const float *)bo->data)[o] == bs[o]);
+    }
+    CHECK_INT(lm_gnode_attr_ints(ct, "dilations", &(int){0})[0],
+              lm_gnode_attr_ints(co, "dilations", &(int){0})[0]);
+  }
+done:
+  if (tf) lm_graph_free(tf);
+  if (ox) lm_graph_free(ox);
+  lm_safetensors_close(st);
+}
+
+int main(void)
+{
+  snprintf(tmpdir, sizeof tmpdir, "/tmp/lumen_formats_XXXXXX");
+  if (!mkdtemp(tmpdir)) {
+    printf("Bail out! mkdtemp failed\n");
+    return 1;
+  }
+  RUN(test_safetensors_synthetic);
+  RUN(test_safetensors_errors);
+  RUN(test_graph_json);
+  RUN(test_graph_json_errors);
+  RUN(test_tfjs_synthetic);
+  RUN(test_tfjs_errors);
+  data_dir = getenv("LUMEN_TEST_DATA");
+  char probe[512];
+  snprintf(probe, sizeof probe, "%s/models/model5_gw_ae/model.json", data_dir ? data_dir : "");
+  if (data_dir && access(probe, R_OK) == 0) {
+    RUN(test_safetensors_model5);
+    RUN(test_tfjs_model5);
+    RUN(test_tfjs_mindgrab);
+    RUN(test_tfjs_others);
+    RUN(test_model5_copies_same_weights);
+  } else {
+    printf("# LUMEN_TEST_DATA models absent: real-model checks skipped\n");
+  }
+  /* remove what the tests wrote */
+  const char *files[] = {"ok.safetensors", "bad.safetensors", "net.safetensors", "model.json",
+                         "a.bin", "b.bin", "bad.json"};
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink(tmp_path(files[i]));
+  rmdir(tmpdir);
+  TAP_DONE();
+}
