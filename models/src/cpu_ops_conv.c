@@ -74,14 +74,16 @@ static const char *conv_geometry(const lm_gnode *n, int nsp, const int64_t *in, 
       int64_t full = p->s[i] * (in[i] - 1) + opad + eff;
       if (os || same) {
         int64_t target = os ? os[i] : in[i] * p->s[i];
+        /* A negative total (output_shape beyond the full result) pads
+        ** zeros at the end, as the ONNX reference does: floor halves. */
         int64_t total = full - target;
-        if (total < 0) return "output_shape is larger than the transposed conv can give";
+        int64_t half = total >= 0 ? total / 2 : -((-total + 1) / 2);
         if (upper) {
-          p->lo[i] = total / 2;
-          p->hi[i] = total - total / 2;
+          p->lo[i] = half;
+          p->hi[i] = total - half;
         } else {
-          p->lo[i] = total - total / 2;
-          p->hi[i] = total / 2;
+          p->lo[i] = total - half;
+          p->hi[i] = half;
         }
         p->out[i] = target;
       } else {

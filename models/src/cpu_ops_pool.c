@@ -92,12 +92,7 @@ static int infer_pool(lm_graph *g, const lm_gnode *n, bool dil_ok)
   return LM_OK;
 }
 
-static int infer_maxpool(lm_graph *g, const lm_gnode *n)
-{
-  if (lm_gnode_attr_int(n, "storage_order", 0) != 0 && n->nout > 1)
-    return ops_fail(g, n, "attribute storage_order=1 (column-major Indices) is not supported");
-  return infer_pool(g, n, true);
-}
+static int infer_maxpool(lm_graph *g, const lm_gnode *n) { return infer_pool(g, n, true); }
 
 static int infer_avgpool(lm_graph *g, const lm_gnode *n) { return infer_pool(g, n, true); }
 
@@ -114,7 +109,8 @@ static int eval_pool(const lm_gnode *n, const lm_rt_tensor *in, lm_rt_tensor *ou
                      bool is_max, char *err, size_t errlen)
 {
   const lm_rt_tensor *x = &in[0];
-  if (!x->data || x->dt != LM_F32) return ops_eval_fail(err, errlen, n, "input X must be float32");
+  if (!x->data || (x->dt != LM_F32 && !is_max))
+    return ops_eval_fail(err, errlen, n, "input X must be float32");
   pool_geom p;
   const char *why = pool_geometry(n, x->ndim - 2, x->shape + 2, true, &p);
   if (why) return ops_eval_fail(err, errlen, n, "%s", why);
@@ -125,46 +121,50 @@ static int eval_pool(const lm_gnode *n, const lm_rt_tensor *in, lm_rt_tensor *ou
   const float *src = x->data;
   float *dst = out[0].data;
   int64_t *ind = (is_max && nout > 1 && out[1].data) ? out[1].data : NULL;
+  bool col_major = lm_gnode_attr_int(n, "storage_order", 0) != 0;
+  bool f32 = x->dt == LM_F32;   /* other dtypes (MaxPool only) via double */
 #pragma omp parallel for schedule(dynamic, 1) if (NC * osz * ksz > OPS_PAR_MIN)
   for (int64_t nc = 0; nc < NC; nc++) {
-    const float *xs = src + nc * isz;
     for (int64_t o = 0; o < osz; o++) {
       int64_t oi[MAXS], ki[MAXS];
       unflatten(o, nsp, p.out, oi);
-      float best = -INFINITY;
-      int64_t best_at = -1;
+      double best = -INFINITY;
+      int64_t best_at = -1, best_col = 0;
       double sum = 0;
       int64_t cnt = 0, cnt_pad = 0;
       for (int64_t kk = 0; kk < ksz; kk++) {
         unflatten(kk, nsp, p.k, ki);
-        int64_t flat = 0;
+        int64_t flat = 0, col = 0, pos[MAXS];
         bool inside = true, in_padded = true;
         for (int i = 0; i < nsp; i++) {
-          int64_t pos = oi[i] * p.s[i] - p.lo[i] + ki[i] * p.d[i];
-          if (pos < 0 || pos >= p.in[i]) inside = false;
-          if (pos >= p.in[i] + p.hi[i]) in_padded = false;
-          flat = flat * p.in[i] + pos;
+          pos[i] = oi[i] * p.s[i] - p.lo[i] + ki[i] * p.d[i];
+          if (pos[i] < 0 || pos[i] >= p.in[i]) inside = false;
+          if (pos[i] >= p.in[i] + p.hi[i]) in_padded = false;
+          flat = flat * p.in[i] + pos[i];
         }
         if (in_padded) cnt_pad++;
         if (!inside) continue;
-        float v = xs[flat];
+        double v = f32 ? src[nc * isz + flat] : ops_get(x, nc * isz + flat);
         if (is_max) {
           if (v > best || best_at < 0) {
             best = v;
             best_at = flat;
+            /* storage_order=1: Indices count the spatial axes column-major */
+            for (int i = nsp - 1; i >= 0; i--) col = col * p.in[i] + pos[i];
+            best_col = col;
           }
         } else {
           sum += v;
           cnt++;
         }
       }
-      float *y = dst + nc * osz + o;
       if (is_max) {
-        *y = best;
-        if (ind) ind[nc * osz + o] = best_at < 0 ? 0 : nc * isz + best_at;
+        if (f32) dst[nc * osz + o] = (float)best;
+        else ops_put(&out[0], nc * osz + o, best);
+        if (ind) ind[nc * osz + o] = best_at < 0 ? 0 : nc * isz + (col_major ? best_col : best_at);
       } else {
         int64_t div = include_pad ? cnt_pad : cnt;
-        *y = div ? (float)(sum / (double)div) : 0.0f;
+        dst[nc * osz + o] = div ? (float)(sum / (double)div) : 0.0f;
       }
     }
   }

@@ -184,9 +184,13 @@ typedef struct rs_tap {
   double w[4];
 } rs_tap;
 
+/* x_original for output index x.  The ONNX reference uses the resized
+** length in * scale unrounded (len), not the integer output extent, in the
+** align_corners, pytorch_half_pixel and tf_crop_and_resize formulas. */
 static double rs_original(const rs_attrs *a, double x, double scale, int64_t in, int64_t out,
                           double roi_lo, double roi_hi)
 {
+  double len = scale * (double)in;
   switch (a->ctm) {
   case CTM_HALF_PIXEL: return (x + 0.5) / scale - 0.5;
   case CTM_HALF_PIXEL_SYM: {
@@ -195,12 +199,12 @@ static double rs_original(const rs_attrs *a, double x, double scale, int64_t in,
     double offset = center * (1 - adj);
     return offset + (x + 0.5) / scale - 0.5;
   }
-  case CTM_PYTORCH: return out > 1 ? (x + 0.5) / scale - 0.5 : 0;
-  case CTM_ALIGN: return out == 1 ? 0 : x * (double)(in - 1) / (double)(out - 1);
+  case CTM_PYTORCH: return len > 1 ? (x + 0.5) / scale - 0.5 : 0;
+  case CTM_ALIGN: return len == 1 ? 0 : x * (double)(in - 1) / (len - 1);
   case CTM_ASYM: return x / scale;
   case CTM_TF_NN: return (x + 0.5) / scale;
   case CTM_TF_CROP:
-    return out > 1 ? roi_lo * (double)(in - 1) + x * (roi_hi - roi_lo) * (double)(in - 1) / (double)(out - 1)
+    return len > 1 ? roi_lo * (double)(in - 1) + x * (roi_hi - roi_lo) * (double)(in - 1) / (len - 1)
                    : 0.5 * (roi_lo + roi_hi) * (double)(in - 1);
   }
   return x;

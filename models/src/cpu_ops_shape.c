@@ -50,21 +50,6 @@ static int axes_attr_or_input(lm_graph *g, const lm_gnode *n, const char *name, 
   return k;
 }
 
-static int rt_axes_attr_or_input(const lm_gnode *n, const lm_rt_tensor *in, int nin,
-                                 const char *name, int idx, int64_t *axes)
-{
-  int cnt;
-  const int64_t *a = lm_gnode_attr_ints(n, name, &cnt);
-  if (a) {
-    if (cnt > MAXD) return -2;
-    memcpy(axes, a, sizeof(int64_t) * (size_t)cnt);
-    return cnt;
-  }
-  if (idx >= nin || !in[idx].data) return -1;
-  int k = ops_rt_ints(&in[idx], axes, MAXD);
-  return k < 0 ? -2 : k;
-}
-
 /* ---- Identity, Dropout -------------------------------------------------- */
 
 static int infer_identity(lm_graph *g, const lm_gnode *n) { return ops_infer_same(g, n); }
