@@ -32,7 +32,9 @@ typedef struct pb_field {
 
 static inline pb_cursor pb_cursor_of(const void *data, size_t len)
 {
-  pb_cursor c = {(const uint8_t *)data, (const uint8_t *)data + len};
+  /* No arithmetic on a NULL pointer (an empty buffer may have none). */
+  pb_cursor c = {(const uint8_t *)data, (const uint8_t *)data};
+  if (len) c.end += len;
   return c;
 }
 
