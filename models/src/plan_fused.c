@@ -28,19 +28,24 @@ void lm_plan_instnorm_act(const float *x, float *y, int64_t n, int64_t c, int64_
     const float *xp = x + pl * sp;
     float *yp = y + pl * sp;
     int64_t ch = pl % c;
-    double sum = 0;
-    for (int64_t i = 0; i < sp; i++) sum += xp[i];
-    double mean = sp ? sum / (double)sp : 0.0;
-    double ss = 0;
+    /* One pass for both moments, shifted by the plane's first value so
+     * that E[d^2] - E[d]^2 does not cancel when the mean is large against
+     * the spread; double accumulators, vectorised (a fixed order for a
+     * given build, whatever the thread count). */
+    double shift = sp ? xp[0] : 0.0, s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
     for (int64_t i = 0; i < sp; i++) {
-      double d = xp[i] - mean;
-      ss += d * d;
+      double d = (double)xp[i] - shift;
+      s1 += d;
+      s2 += d * d;
     }
-    double var = sp ? ss / (double)sp : 0.0;
-    /* The same arithmetic as the op table's InstanceNormalization, so the
-     * fused and unfused forms agree to the bit before the activation. */
+    double m1 = sp ? s1 / (double)sp : 0.0;
+    double mean = shift + m1;
+    double var = sp ? s2 / (double)sp - m1 * m1 : 0.0;
+    if (var < 0) var = 0;
     double a = 1.0 / sqrt(var + eps) * (scale ? scale[ch] : 1.0f);
     double b = bias ? bias[ch] : 0.0f;
+#pragma omp simd
     for (int64_t i = 0; i < sp; i++)
       yp[i] = apply_act(act, alpha, (float)((xp[i] - mean) * a + b));
   }
