@@ -9,6 +9,8 @@
 #include "sliding_window_math.h"
 #include "tap.h"
 
+static lm_engine *eng;
+
 /* starts[] of one axis equal to want[0..nwant). */
 static void check_starts(sw_rule rule, int64_t n, int64_t roi, double overlap,
                          const int64_t *want, int64_t nwant)
@@ -211,6 +213,268 @@ static void constant_and_slice_axis(void)
             -1);
 }
 
+/* ---- the op, on identity networks built from lumen graph JSON ---------- */
+
+/* A 1x1(x1) Conv whose weight is the identity over `c` channels: the
+ * network gives back its input exactly, so the blended result must be x
+ * whatever the windows, weights and padding. */
+static lm_model *identity_model(int nsp, int c, const char *axes)
+{
+  char json[2048], w[512] = "";
+  for (int i = 0; i < c; i++)
+    for (int k = 0; k < c; k++)
+      snprintf(w + strlen(w), sizeof w - strlen(w), "%s%d",
+               i || k ? "," : "", i == k);
+  snprintf(json, sizeof json,
+           "{\"inputs\": [{\"name\": \"x\", \"shape\": [-1, %d, -1, -1%s], "
+           "\"dtype\": \"float32\"}], \"outputs\": [\"y\"], "
+           "\"nodes\": [{\"op\": \"Conv\", \"name\": \"id\", "
+           "\"inputs\": [\"x\", \"w\"], \"outputs\": [\"y\"], "
+           "\"attrs\": {\"kernel_shape\": [1, 1%s]}}], "
+           "\"weights\": [{\"name\": \"w\", \"dtype\": \"float32\", "
+           "\"shape\": [%d, %d, 1, 1%s], \"data\": [%s]}]}",
+           c, nsp == 3 ? ", -1" : "", nsp == 3 ? ", 1" : "", c, c,
+           nsp == 3 ? ", 1" : "", w);
+  lm_model_options opt;
+  lm_model_options_init(&opt);
+  opt.axes = axes;
+  lm_model *m = NULL;
+  int st = lm_model_load_graph(eng, json, strlen(json), NULL, &opt, &m);
+  if (st < 0) TAP_FAIL("lm_model_load_graph: %s", lm_errmsg(eng));
+  return m;
+}
+
+/* (c, nx, ny, nz) with integer values in [-500, 500] (sums of a few of them
+ * are exact in float32), held in memory X fastest as LoadNifti gives it. */
+static lm_tensor *test_image(lm_dtype dt, int c, int nx, int ny, int nz)
+{
+  int64_t fshape[4] = {nz, ny, nx, c};
+  lm_tensor *f = NULL, *x = NULL;
+  if (lm_tensor_new(eng, dt, 4, fshape, LM_CPU, &f) < 0) return NULL;
+  int perm[4] = {3, 2, 1, 0};
+  lm_tensor_permute(f, perm, &x);
+  lm_tensor_release(f);
+  uint32_t seed = 12345;
+  int64_t idx[4];
+  for (idx[0] = 0; idx[0] < c; idx[0]++)
+    for (idx[1] = 0; idx[1] < nx; idx[1]++)
+      for (idx[2] = 0; idx[2] < ny; idx[2]++)
+        for (idx[3] = 0; idx[3] < nz; idx[3]++) {
+          seed = seed * 1664525u + 1013904223u;
+          lm_tensor_set(x, idx, (double)((int)(seed >> 8) % 1001 - 500));
+        }
+  lm_tensor_set_layout(x, "CXYZ");
+  double aff[16] = {2, 0, 0, -10, 0, 3, 0, 5, 0, 0, 4, 7, 0, 0, 0, 1};
+  lm_tensor_set_affine(x, aff);
+  return x;
+}
+
+typedef struct sw_case {
+  int64_t roi[3];
+  int nroi;
+  double overlap;
+  const char *mode, *rule, *padding;
+  int batch;
+  int nmirror;
+  double mirror[3];
+  int slice_axis;   /* -1: not set */
+} sw_case;
+
+static int run_sw(lm_model *m, lm_tensor *x, const sw_case *k, lm_tensor **out,
+                  int64_t *windows)
+{
+  lm_params *p = NULL, *res = NULL;
+  lm_params_new(&p);
+  lm_params_set_model(p, "model", m);
+  double roi[3];
+  for (int d = 0; d < k->nroi; d++) roi[d] = (double)k->roi[d];
+  if (k->nroi) lm_params_set_numbers(p, "roi", roi, k->nroi);
+  lm_params_set_number(p, "overlap", k->overlap);
+  if (k->mode) lm_params_set_string(p, "mode", k->mode);
+  if (k->rule) lm_params_set_string(p, "rule", k->rule);
+  if (k->padding) lm_params_set_string(p, "padding_mode", k->padding);
+  if (k->batch) lm_params_set_int(p, "sw_batch_size", k->batch);
+  if (k->nmirror) lm_params_set_numbers(p, "mirror_axes", k->mirror, k->nmirror);
+  if (k->slice_axis >= 0) lm_params_set_int(p, "slice_axis", k->slice_axis);
+  int nout = 1;
+  *out = NULL;
+  int st = lm_call(eng, "SlidingWindowInfer", &x, 1, p, out, &nout, &res);
+  if (windows) {
+    const lm_value *v = res ? lm_params_get(res, "windows") : NULL;
+    *windows = v && v->type == LM_VALUE_INT ? v->u.integer : -1;
+  }
+  lm_params_free(res);
+  lm_params_free(p);
+  return st;
+}
+
+/* Largest |out - x| / max(|x|, 1) over the image; -1 on a shape mismatch. */
+static double max_rel_diff(lm_tensor *out, lm_tensor *x)
+{
+  int nd = lm_tensor_ndim(x);
+  if (lm_tensor_ndim(out) != nd || lm_tensor_dtype(out) != LM_F32) return -1;
+  for (int d = 0; d < nd; d++)
+    if (lm_tensor_shape(out)[d] != lm_tensor_shape(x)[d]) return -1;
+  int64_t idx[4] = {0, 0, 0, 0}, total = lm_tensor_numel(x);
+  const int64_t *sh = lm_tensor_shape(x);
+  double worst = 0;
+  for (int64_t i = 0; i < total; i++) {
+    double a = lm_tensor_get(out, idx), b = lm_tensor_get(x, idx);
+    double r = fabs(a - b) / (fabs(b) > 1 ? fabs(b) : 1);
+    if (!(r <= worst)) worst = r;
+    for (int d = nd - 1; d >= 0; d--) {
+      if (++idx[d] < sh[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return worst;
+}
+
+static void check_identity(lm_model *m, lm_tensor *x, const sw_case *k,
+                           double tol, int64_t want_windows, const char *what)
+{
+  lm_tensor *out = NULL;
+  int64_t windows = 0;
+  int st = run_sw(m, x, k, &out, &windows);
+  if (st < 0) {
+    TAP_FAIL("%s: %s", what, lm_errmsg(eng));
+    return;
+  }
+  double r = max_rel_diff(out, x);
+  if (!(r >= 0 && r <= tol)) TAP_FAIL("%s: max relative difference %g", what, r);
+  if (want_windows >= 0 && windows != want_windows)
+    TAP_FAIL("%s: %lld windows, want %lld", what, (long long)windows,
+             (long long)want_windows);
+  CHECK_STR(lm_tensor_layout(out), lm_tensor_layout(x));
+  for (int i = 0; i < 16; i++)
+    CHECK(lm_tensor_affine(out)[i] == lm_tensor_affine(x)[i]);
+  lm_tensor_release(out);
+}
+
+/* Constant blending of integer values: every sum is exact, so x comes back
+ * bit for bit; Gaussian weights round (sum(w x) / sum(w)), within 1e-6. */
+static void identity_3d(void)
+{
+  lm_model *m = identity_model(3, 2, NULL);
+  lm_tensor *x = test_image(LM_F32, 2, 23, 17, 11);
+  if (!m || !x) goto done;
+  sw_case k = {.roi = {8, 6, 5}, .nroi = 3, .overlap = 0.25, .slice_axis = -1};
+  /* monai: x 23 -> interval 6: 0,6,12,15; y 17 -> 4: 0,4,8,11; z 11 -> 3:
+   * 0,3,6 -> 48 windows */
+  check_identity(m, x, &k, 0, 48, "constant 0.25");
+  k.overlap = 0.5;
+  k.batch = 3;
+  check_identity(m, x, &k, 0, -1, "constant 0.5 batch 3");
+  k.mode = "gaussian";
+  check_identity(m, x, &k, 1e-6, -1, "gaussian 0.5 batch 3");
+  k.rule = "nnunet";
+  check_identity(m, x, &k, 1e-6, -1, "nnunet gaussian");
+  k.batch = 4;
+  k.nmirror = 3;
+  k.mirror[0] = 0, k.mirror[1] = 1, k.mirror[2] = 2;
+  check_identity(m, x, &k, 1e-6, -1, "nnunet mirrored");
+  /* windows larger than the image along x and z: padded, then cropped
+   * away; y 17 -> interval 3: 6 windows */
+  sw_case big = {.roi = {32, 4, 16}, .nroi = 3, .overlap = 0.25,
+                 .slice_axis = -1};
+  check_identity(m, x, &big, 0, 6, "padded constant");
+  big.padding = "reflect";
+  check_identity(m, x, &big, 0, 6, "padded reflect");
+  big.padding = "replicate";
+  big.mode = "gaussian";
+  check_identity(m, x, &big, 1e-6, 6, "padded replicate gaussian");
+  /* roi <= 0 takes the image size: one window along x; y 4, z 2 */
+  sw_case fall = {.roi = {-1, 8, 8}, .nroi = 3, .overlap = 0.5,
+                  .slice_axis = -1};
+  check_identity(m, x, &fall, 0, 8, "roi -1");
+done:
+  lm_tensor_release(x);
+  lm_model_release(m);
+}
+
+/* Integer input dtypes are read as float32; a ZYX network sees the window
+ * reversed (a non-cubic window would come back scrambled if the reversal
+ * were wrong). */
+static void identity_dtypes_axes(void)
+{
+  lm_model *m = identity_model(3, 1, "ZYX");
+  lm_tensor *x = test_image(LM_I16, 1, 19, 13, 9);
+  if (!m || !x) goto done;
+  sw_case k = {.roi = {10, 7, 4}, .nroi = 3, .overlap = 0.25,
+               .slice_axis = -1, .batch = 2};
+  check_identity(m, x, &k, 0, -1, "int16, ZYX");
+  k.nmirror = 2;
+  k.mirror[0] = 2, k.mirror[1] = 0;
+  k.mode = "gaussian";
+  check_identity(m, x, &k, 1e-6, -1, "int16, ZYX, mirrored");
+done:
+  lm_tensor_release(x);
+  lm_model_release(m);
+}
+
+/* A 2-D network on a 3-D image: 2-D windows over every slice. */
+static void identity_slices(void)
+{
+  lm_model *m = identity_model(2, 2, NULL);
+  lm_tensor *x = test_image(LM_F32, 2, 12, 9, 5);
+  if (!m || !x) goto done;
+  sw_case k = {.roi = {8, 6}, .nroi = 2, .overlap = 0.5, .slice_axis = -1};
+  /* x 12 -> interval 4: 0,4; y 9 -> 3: 0,3; 5 slices along z */
+  check_identity(m, x, &k, 0, 20, "slices along z");
+  k.slice_axis = 0;
+  k.mode = "gaussian";
+  k.batch = 7;
+  /* roi (8, 6) on (y, z): y 9 -> 0, 1; z 5 padded to 6 -> 0; 12 slices */
+  check_identity(m, x, &k, 1e-6, 24, "slices along x");
+  k.rule = "nnunet";
+  k.nmirror = 1;
+  k.mirror[0] = 1;
+  check_identity(m, x, &k, 1e-6, -1, "slices along x, nnunet, mirrored");
+done:
+  lm_tensor_release(x);
+  lm_model_release(m);
+}
+
+static void expect_error(lm_model *m, lm_tensor *x, const sw_case *k,
+                         const char *needle)
+{
+  lm_tensor *out = NULL;
+  int st = run_sw(m, x, k, &out, NULL);
+  CHECK(st < 0);
+  if (st < 0) CHECK_CONTAINS(lm_errmsg(eng), needle);
+  lm_tensor_release(out);
+}
+
+static void option_errors(void)
+{
+  lm_model *m = identity_model(3, 2, NULL);
+  lm_tensor *x = test_image(LM_F32, 2, 6, 5, 4);
+  lm_tensor *x1 = test_image(LM_F32, 1, 6, 5, 4);
+  if (!m || !x || !x1) goto done;
+  sw_case k = {.nroi = 0, .overlap = 0.25, .slice_axis = -1};
+  expect_error(m, x, &k, "'roi' is required");
+  k.nroi = 2;
+  k.roi[0] = k.roi[1] = 4;
+  expect_error(m, x, &k, "'roi' has 2 values");
+  k.nroi = 3;
+  k.roi[2] = 4;
+  k.overlap = 1.0;
+  expect_error(m, x, &k, "'overlap'");
+  k.overlap = 0.25;
+  k.mode = "median";
+  expect_error(m, x, &k, "option 'mode' is 'median'");
+  k.mode = NULL;
+  k.nmirror = 1;
+  k.mirror[0] = 3;
+  expect_error(m, x, &k, "'mirror_axes'");
+  k.nmirror = 0;
+  expect_error(m, x1, &k, "img has 1 channels");
+done:
+  lm_tensor_release(x);
+  lm_tensor_release(x1);
+  lm_model_release(m);
+}
+
 int main(void)
 {
   RUN(monai_starts_measured);
@@ -222,5 +486,18 @@ int main(void)
   RUN(monai_gaussian_clamp);
   RUN(nnunet_gaussian_floor);
   RUN(constant_and_slice_axis);
+  lm_config cfg;
+  lm_config_init(&cfg);
+  cfg.threads = 2;
+  cfg.no_cuda = true;
+  if (lm_engine_new(&cfg, &eng) < 0) {
+    printf("# lm_engine_new failed\n");
+    return 1;
+  }
+  RUN(identity_3d);
+  RUN(identity_dtypes_axes);
+  RUN(identity_slices);
+  RUN(option_errors);
+  lm_engine_release(eng);
   TAP_DONE();
 }
