@@ -9,7 +9,9 @@
  * - InstanceNormalization followed by Relu/LeakyRelu/PRelu(one slope)/Elu/
  *   Sigmoid runs as one fused kernel (plan_fused.c).
  * - Reshape, Flatten, Squeeze and Unsqueeze of an intermediate are views:
- *   the output shares the input's buffer and nothing runs.
+ *   the output shares the input's buffer and nothing runs.  A Concat whose
+ *   inputs are contiguous blocks of its output (batch 1, channel axis) runs
+ *   in place: the producers write straight into the output's blocks.
  * - Everything else runs through the op table's eval; unary element-wise
  *   ops work in place when their input dies there.
  * - Every intermediate lives in one arena laid out once from lifetimes
@@ -606,6 +608,68 @@ static size_t value_bytes(const lm_graph *g, int v)
   return (size_t)lm_gvalue_numel(&g->values[v]) * lm_dtype_size(g->values[v].dt);
 }
 
+/* Buffers of the memory plan: a root buffer is laid out in the arena; a
+ * buffer embedded in another (a Concat input inside the Concat output) lives
+ * at a fixed offset inside its parent. */
+typedef struct mem_state {
+  lm_plan_buffer *bufs;
+  int *parent;
+  size_t *sub;
+  int n;
+} mem_state;
+
+static int mem_root(const mem_state *m, int b)
+{
+  while (m->parent[b] >= 0) b = m->parent[b];
+  return b;
+}
+
+static int mem_new(mem_state *m, size_t size, int start, int end)
+{
+  m->bufs[m->n] = (lm_plan_buffer){.size = size, .start = start, .end = end};
+  m->parent[m->n] = -1;
+  m->sub[m->n] = 0;
+  return m->n++;
+}
+
+/* The inputs of a Concat whose blocks are contiguous in its output (every
+** axis before the concat axis has extent 1) are written in place: each
+** input's buffer is embedded in the output's at its block's offset, and the
+** Concat itself does nothing.  All inputs or none. */
+static bool concat_in_place(builder *b, mem_state *m, plan_step *st, int ybuf)
+{
+  lm_graph *g = b->g;
+  lm_plan *p = b->p;
+  if (st->kind != STEP_EVAL || !op_is(st->node, "Concat") || st->nout != 1) return false;
+  const lm_gvalue *y = &g->values[st->vout[0]];
+  int64_t axis = lm_gnode_attr_int(st->node, "axis", 0);
+  if (axis < 0) axis += y->ndim;
+  if (axis < 0 || axis >= y->ndim) return false;
+  for (int d = 0; d < axis; d++)
+    if (y->shape[d] != 1) return false;
+  for (int j = 0; j < st->nin; j++) {
+    int v = st->vin[j];
+    if (v < 0 || p->loc[v] != LOC_ARENA) return false;
+    int bi = p->loc_index[v];
+    if (m->parent[bi] >= 0 || bi == ybuf || m->bufs[bi].size != value_bytes(g, v)) return false;
+    for (int k = 0; k < j; k++)
+      if (p->loc_index[st->vin[k]] == bi) return false;   /* one buffer, two blocks */
+  }
+  size_t off = 0;
+  for (int j = 0; j < st->nin; j++) {
+    int bi = p->loc_index[st->vin[j]];
+    m->parent[bi] = ybuf;
+    m->sub[bi] = off;
+    off += m->bufs[bi].size;
+    if (m->bufs[bi].start < m->bufs[ybuf].start) m->bufs[ybuf].start = m->bufs[bi].start;
+    if (m->bufs[bi].end > m->bufs[ybuf].end) m->bufs[ybuf].end = m->bufs[bi].end;
+  }
+  st->kind = STEP_VIEW;
+  size_t len = strlen(st->label);
+  snprintf(st->label + len, sizeof st->label - len, " (in place)");
+  return true;
+}
+
 static int plan_memory(builder *b)
 {
   lm_plan *p = b->p;
@@ -613,13 +677,15 @@ static int plan_memory(builder *b)
   int nv = g->nvalues;
   int *def = malloc(sizeof *def * ((size_t)nv + 1));
   int *last = malloc(sizeof *last * ((size_t)nv + 1));
-  lm_plan_buffer *bufs = calloc((size_t)nv + 1, sizeof *bufs);
-  int nbufs = 0;
-  if (!def || !last || !bufs) {
-    free(def);
-    free(last);
-    free(bufs);
-    return fail(b->err, b->errlen, LM_ENOMEM, "out of memory");
+  mem_state m = {.bufs = calloc((size_t)nv + 1, sizeof *m.bufs),
+                 .parent = calloc((size_t)nv + 1, sizeof *m.parent),
+                 .sub = calloc((size_t)nv + 1, sizeof *m.sub)};
+  lm_plan_buffer *roots = calloc((size_t)nv + 1, sizeof *roots);
+  int *root_of = calloc((size_t)nv + 1, sizeof *root_of);
+  int rc = LM_OK;
+  if (!def || !last || !m.bufs || !m.parent || !m.sub || !roots || !root_of) {
+    rc = fail(b->err, b->errlen, LM_ENOMEM, "out of memory");
+    goto done;
   }
   for (int v = 0; v < nv; v++) def[v] = last[v] = -1;
   for (int s = 0; s < p->nsteps; s++) {
@@ -630,7 +696,9 @@ static int plan_memory(builder *b)
       if (st->vout[j] >= 0 && def[st->vout[j]] < 0) def[st->vout[j]] = last[st->vout[j]] = s;
   }
   /* Run-time outputs of steps that are not graph outputs go to the arena;
-   * views and in-place steps join their input's buffer. */
+   * views and in-place steps join their input's buffer, Concat inputs may
+   * move into the Concat's.  A buffer may be overwritten in place only when
+   * everything sharing its root is dead after this step. */
   size_t unplanned = 0;
   for (int s = 0; s < p->nsteps; s++) {
     plan_step *st = &p->steps[s];
@@ -642,12 +710,12 @@ static int plan_memory(builder *b)
       unplanned += (bytes + 63) & ~(size_t)63;
       int in0 = st->nin ? st->vin[0] : -1;
       bool in_arena = in0 >= 0 && p->loc[in0] == LOC_ARENA;
+      int r = in_arena ? mem_root(&m, p->loc_index[in0]) : -1;
       if (j == 0 && in_arena && value_bytes(g, in0) == bytes &&
-          (st->may_view || (st->may_inplace && bufs[p->loc_index[in0]].end == s))) {
-        int bi = p->loc_index[in0];
-        if (last[v] > bufs[bi].end) bufs[bi].end = last[v];
+          (st->may_view || (st->may_inplace && m.bufs[r].end == s))) {
+        if (last[v] > m.bufs[r].end) m.bufs[r].end = last[v];
         p->loc[v] = LOC_ARENA;
-        p->loc_index[v] = bi;
+        p->loc_index[v] = p->loc_index[in0];
         if (st->may_view) {
           st->kind = STEP_VIEW;
           size_t len = strlen(st->label);
@@ -655,30 +723,48 @@ static int plan_memory(builder *b)
         }
         continue;
       }
-      bufs[nbufs] = (lm_plan_buffer){.size = bytes, .start = s, .end = last[v]};
       p->loc[v] = LOC_ARENA;
-      p->loc_index[v] = nbufs++;
+      p->loc_index[v] = mem_new(&m, bytes, s, last[v]);
+      if (j == 0) concat_in_place(b, &m, st, p->loc_index[v]);
     }
   }
-  size_t total = lm_plan_layout(bufs, nbufs);
-  int rc = LM_OK;
+  /* Lay out the roots; everything else sits at an offset inside one. */
+  int nroots = 0;
+  for (int i = 0; i < m.n; i++)
+    if (m.parent[i] < 0) {
+      root_of[i] = nroots;
+      roots[nroots++] = m.bufs[i];
+    }
+  size_t total = lm_plan_layout(roots, nroots);
   if (total == (size_t)-1) {
     rc = fail(b->err, b->errlen, LM_ENOMEM, "out of memory");
-  } else {
-    p->arena_bytes = total;
-    p->unplanned_bytes = unplanned;
-    if (total) {
-      p->arena = aligned_alloc(64, total);
-      if (!p->arena)
-        rc = fail(b->err, b->errlen, LM_ENOMEM, "%s: out of memory for the %zu-byte arena",
-                  gsrc(g), total);
-    }
-    for (int v = 0; v < nv && rc == LM_OK; v++)
-      if (p->loc[v] == LOC_ARENA) p->loc_offset[v] = bufs[p->loc_index[v]].offset;
+    goto done;
   }
+  p->arena_bytes = total;
+  p->unplanned_bytes = unplanned;
+  if (total) {
+    p->arena = aligned_alloc(64, total);
+    if (!p->arena) {
+      rc = fail(b->err, b->errlen, LM_ENOMEM, "%s: out of memory for the %zu-byte arena",
+                gsrc(g), total);
+      goto done;
+    }
+  }
+  for (int v = 0; v < nv; v++) {
+    if (p->loc[v] != LOC_ARENA) continue;
+    size_t off = 0;
+    int bi = p->loc_index[v];
+    for (; m.parent[bi] >= 0; bi = m.parent[bi]) off += m.sub[bi];
+    p->loc_offset[v] = roots[root_of[bi]].offset + off;
+  }
+done:
   free(def);
   free(last);
-  free(bufs);
+  free(m.bufs);
+  free(m.parent);
+  free(m.sub);
+  free(roots);
+  free(root_of);
   return rc;
 }
 

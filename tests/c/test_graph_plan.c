@@ -646,6 +646,42 @@ static void test_inplace_and_views(void)
   lm_graph_free(g);
 }
 
+static void concat_case(int64_t batch, bool with_graph_input, bool expect_in_place)
+{
+  lm_graph *g = lm_graph_new();
+  int64_t xsh[5] = {batch, 2, 3, 4, 3};
+  int x = input(g, "x", 5, xsh);
+  int a = conv(g, "a", x, 2, 3, 3, 31);
+  int b = with_graph_input ? x : node1(g, "Sigmoid", "b", x);
+  int in[3] = {node1(g, "Exp", "e", x), a, b};
+  int c = node(g, "Concat", "c", 3, in);
+  lm_graph_attr_set_int(g, g->nnodes - 1, "axis", 1);
+  int t = node1(g, "Tanh", "t", c);
+  int a2 = conv(g, "a2", a, 3, 5 + (with_graph_input ? 2 : 2), 1, 32);   /* a read after it */
+  lm_graph_add_output(g, node2(g, "Add", "y", t, a2));
+  int64_t n = numel(5, xsh), rn;
+  float *xs = rand_input(n, 12);
+  lm_plan *p = NULL;
+  float *got = plan_run(g, xs, &p);
+  float *want = ref_run(g, xs, &rn);
+  if (p) {
+    CHECK_INT(plan_has_step(p, "Concat 'c' (in place)"), expect_in_place);
+    lm_plan_free(p);
+  }
+  if (got) check_close(got, want, rn, 1e-4);
+  free(xs);
+  free(got);
+  free(want);
+  lm_graph_free(g);
+}
+
+static void test_concat_in_place(void)
+{
+  concat_case(1, false, true);
+  concat_case(2, false, false);   /* blocks not contiguous */
+  concat_case(1, true, false);    /* an input is the caller's buffer */
+}
+
 /* ---- errors and cancel ------------------------------------------------------ */
 
 static void test_plan_errors(void)
@@ -785,6 +821,7 @@ int main(int argc, char **argv)
   RUN(test_instnorm_act);
   RUN(test_memory_reuse);
   RUN(test_inplace_and_views);
+  RUN(test_concat_in_place);
   RUN(test_plan_errors);
   RUN(test_cancel);
   TAP_DONE();
