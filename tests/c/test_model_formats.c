@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "loaders.h"
+#include "plan.h"
 #include "tap.h"
 
 static char tmpdir[256];
@@ -711,6 +712,152 @@ done:
   lm_safetensors_close(st);
 }
 
+/* The graph JSON lumen.nn's nn.meshnet writes for model5_gw_ae (its
+** safetensors config: 10 layers, dilations 1 2 4 8 16 8 4 2 1 with padding
+** equal to the dilation, then a 1x1x1 conv to 3 classes; blocks Conv3d + ReLU,
+** so conv i is model.{2i}), loaded with the real safetensors file. */
+static lm_graph *load_meshnet_json(void)
+{
+  static const int dil[10] = {1, 2, 4, 8, 16, 8, 4, 2, 1, 1};
+  char *buf = malloc(16384);
+  int n = snprintf(buf, 16384, "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,1,-1,-1,-1]}],"
+                   "\"nodes\":[");
+  const char *x = "input";
+  char prev[32];
+  for (int i = 0; i < 10; i++) {
+    int k = i == 9 ? 1 : 3, p = i == 9 ? 0 : dil[i];
+    n += snprintf(buf + n, 16384 - (size_t)n,
+                  "%s{\"op\":\"Conv\",\"inputs\":[\"%s\",\"model.%d.weight\",\"model.%d.bias\"],"
+                  "\"outputs\":[\"%s%d\"],\"attrs\":{\"kernel_shape\":[%d,%d,%d],"
+                  "\"dilations\":[%d,%d,%d],\"pads\":[%d,%d,%d,%d,%d,%d],\"strides\":[1,1,1]}}",
+                  i ? "," : "", x, 2 * i, 2 * i, i == 9 ? "output" : "conv", i == 9 ? 0 : i,
+                  k, k, k, dil[i], dil[i], dil[i], p, p, p, p, p, p);
+    if (i < 9) {
+      n += snprintf(buf + n, 16384 - (size_t)n, ",{\"op\":\"Relu\",\"inputs\":[\"conv%d\"],"
+                    "\"outputs\":[\"relu%d\"]}", i, i);
+      snprintf(prev, sizeof prev, "relu%d", i);
+      x = prev;
+    }
+  }
+  n += snprintf(buf + n, 16384 - (size_t)n, "],\"outputs\":[\"output0\"],"
+                "\"weights\":\"model5_gw_ae.safetensors\"}");
+  char dir[512], err[512];
+  snprintf(dir, sizeof dir, "%s/models/model5_gw_ae", data_dir);
+  lm_graph *g = NULL;
+  if (lm_graph_json_load(buf, (size_t)n, dir, &g, err, sizeof err) < 0) TAP_FAIL("%s", err);
+  free(buf);
+  return g;
+}
+
+static void test_meshnet_json_same_weights(void)
+{
+  lm_graph *js = load_meshnet_json(), *tf = load_tfjs("model5_gw_ae");
+  if (!js || !tf) goto done;
+  CHECK_INT(count_op(js, "Conv"), 10);
+  for (int i = 0; i < 10; i++) {
+    const lm_gnode *a = nth_op(js, "Conv", i), *b = nth_op(tf, "Conv", i);
+    for (int k = 1; k < 3; k++) {
+      const lm_gvalue *va = &js->values[a->in[k]], *vb = &tf->values[b->in[k]];
+      int64_t na = lm_gvalue_numel(va);
+      CHECK(va->data && vb->data && na == lm_gvalue_numel(vb) && na > 0);
+      if (va->data && vb->data && na == lm_gvalue_numel(vb))
+        CHECK(memcmp(va->data, vb->data, (size_t)na * 4) == 0);
+    }
+    CHECK(ints_are(a, "pads", 6, lm_gnode_attr_ints(b, "pads", &(int){0})));
+  }
+done:
+  if (js) lm_graph_free(js);
+  if (tf) lm_graph_free(tf);
+}
+
+/* Run g on one input of the given shape; returns the output (malloc'd). */
+static float *run_plan(lm_graph *g, const int64_t *shape, const float *in, int64_t *oshape)
+{
+  char err[512];
+  if (lm_graph_prepare(g) < 0) {
+    TAP_FAIL("prepare: %s", g->err);
+    return NULL;
+  }
+  int nd = 5;
+  const int64_t *shapes[1] = {shape};
+  lm_plan_options opt = {.bf16 = false, .threads = 1};
+  lm_plan *p = NULL;
+  if (lm_plan_new(g, &nd, shapes, &opt, &p, err, sizeof err) < 0) {
+    TAP_FAIL("plan: %s", err);
+    return NULL;
+  }
+  int ond = lm_plan_output_shape(p, 0, oshape);
+  int64_t n = 1;
+  for (int i = 0; i < ond; i++) n *= oshape[i];
+  float *out = malloc(sizeof *out * (size_t)n);
+  const float *ins[1] = {in};
+  float *outs[1] = {out};
+  if (lm_plan_run(p, ins, outs, NULL, err, sizeof err) < 0) {
+    TAP_FAIL("run: %s", err);
+    free(out);
+    out = NULL;
+  }
+  lm_plan_free(p);
+  return out;
+}
+
+/* The three copies on a small random input: tfjs and the JSON MeshNet see
+** [1,1,X,Y,Z]; the ONNX copy sees the same array as [1,1,Z,Y,X] and its
+** output is transposed back. */
+static void test_model5_copies_same_output(void)
+{
+  enum { X = 12, Y = 9, Z = 10, C = 3 };
+  char path[512], err[512];
+  lm_graph *tf = load_tfjs("model5_gw_ae"), *js = load_meshnet_json(), *ox = NULL;
+  snprintf(path, sizeof path, "%s/models/model5_gw_ae/model5_gw_ae.onnx", data_dir);
+  if (lm_onnx_load(path, &ox, err, sizeof err) < 0) TAP_FAIL("%s", err);
+  float *in = malloc(sizeof *in * X * Y * Z), *in_t = malloc(sizeof *in * X * Y * Z);
+  uint32_t r = 12345;
+  for (int i = 0; i < X * Y * Z; i++) {
+    r = r * 1664525u + 1013904223u;
+    in[i] = (float)(r >> 8) / (float)(1u << 24);   /* [0, 1), as brainchop's min-max input */
+  }
+  for (int x = 0; x < X; x++)
+    for (int y = 0; y < Y; y++)
+      for (int z = 0; z < Z; z++) in_t[(z * Y + y) * X + x] = in[(x * Y + y) * Z + z];
+  float *o_tf = NULL, *o_js = NULL, *o_ox = NULL;
+  int64_t s_tf[LM_MAX_DIMS], s_js[LM_MAX_DIMS], s_ox[LM_MAX_DIMS];
+  if (tf) o_tf = run_plan(tf, (const int64_t[]){1, 1, X, Y, Z}, in, s_tf);
+  if (js) o_js = run_plan(js, (const int64_t[]){1, 1, X, Y, Z}, in, s_js);
+  if (ox) o_ox = run_plan(ox, (const int64_t[]){1, 1, Z, Y, X}, in_t, s_ox);
+  if (o_tf && o_js && o_ox) {
+    CHECK_INT(s_tf[1], C);
+    CHECK_INT(s_tf[4], Z);
+    CHECK_INT(s_ox[2], Z);
+    CHECK_INT(s_ox[4], X);
+    double max_js = 0, max_ox = 0, scale = 0;
+    for (int c = 0; c < C; c++)
+      for (int x = 0; x < X; x++)
+        for (int y = 0; y < Y; y++)
+          for (int z = 0; z < Z; z++) {
+            float a = o_tf[((c * X + x) * Y + y) * Z + z];
+            float b = o_js[((c * X + x) * Y + y) * Z + z];
+            float d = o_ox[((c * Z + z) * Y + y) * X + x];
+            max_js = fmax(max_js, fabs(a - b));
+            max_ox = fmax(max_ox, fabs(a - d));
+            scale = fmax(scale, fabs(a));
+          }
+    printf("# model5 on %dx%dx%d: max |tfjs - json| %.3g, |tfjs - onnx| %.3g, max |out| %.3g\n",
+           X, Y, Z, max_js, max_ox, scale);
+    CHECK(scale > 0.1);
+    CHECK(max_js <= 1e-5 * scale);
+    CHECK(max_ox <= 1e-5 * scale);
+  }
+  free(o_tf);
+  free(o_js);
+  free(o_ox);
+  free(in);
+  free(in_t);
+  if (tf) lm_graph_free(tf);
+  if (js) lm_graph_free(js);
+  if (ox) lm_graph_free(ox);
+}
+
 int main(void)
 {
   snprintf(tmpdir, sizeof tmpdir, "/tmp/lumen_formats_XXXXXX");
@@ -733,6 +880,8 @@ int main(void)
     RUN(test_tfjs_mindgrab);
     RUN(test_tfjs_others);
     RUN(test_model5_copies_same_weights);
+    RUN(test_meshnet_json_same_weights);
+    RUN(test_model5_copies_same_output);
   } else {
     printf("# LUMEN_TEST_DATA models absent: real-model checks skipped\n");
   }
