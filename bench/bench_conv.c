@@ -6,8 +6,9 @@
  * sub-pixel form of ConvTranspose adds.  bench/bench_conv.py runs it next to
  * torch.
  *
- * usage: bench_conv [--runs N] [--bf16] [--deconv] [CASE...]
- *   --deconv  ConvTranspose through oneDNN's deconvolution, not sub-pixel.
+ * usage: bench_conv [--runs N] [--bf16] [--path subpixel|phases|deconv] [CASE...]
+ *   --path  force how ConvTranspose is computed (default: lm_conv_new's
+ *           choice); deconv is oneDNN's own deconvolution.
  * OpenMP threads from OMP_NUM_THREADS. */
 #include <stdbool.h>
 #include <stdio.h>
@@ -46,7 +47,7 @@ static lm_conv_desc case_desc(const bench_case *bc, bool bf16) {
   return d;
 }
 
-static int run_case(const bench_case *bc, bool bf16, bool deconv, int runs) {
+static int run_case(const bench_case *bc, bool bf16, lm_conv_path tpath, int runs) {
   lm_conv_desc d = case_desc(bc, bf16);
   size_t in_n = (size_t)(d.cin * d.in[0] * d.in[1] * d.in[2]);
   size_t out_n = (size_t)(d.cout * d.out[0] * d.out[1] * d.out[2]);
@@ -60,7 +61,7 @@ static int run_case(const bench_case *bc, bool bf16, bool deconv, int runs) {
   for (int64_t i = 0; i < d.cout; i++) b[i] = 0.01f * (float)i;
   lm_conv *c = NULL;
   char err[256];
-  lm_conv_path path = deconv && d.transposed ? LM_CONV_PATH_DECONV : LM_CONV_PATH_AUTO;
+  lm_conv_path path = d.transposed ? tpath : LM_CONV_PATH_AUTO;
   if (lm_conv_new_path(&d, w, b, path, &c, err, sizeof err) != LM_OK) {
     fprintf(stderr, "%s: %s\n", bc->name, err);
     return 1;
@@ -91,11 +92,17 @@ static int run_case(const bench_case *bc, bool bf16, bool deconv, int runs) {
 
 int main(int argc, char **argv) {
   int runs = 5, rc = 0;
-  bool bf16 = false, deconv = false;
+  bool bf16 = false;
+  lm_conv_path tpath = LM_CONV_PATH_AUTO;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--bf16")) bf16 = true;
-    else if (!strcmp(argv[i], "--deconv")) deconv = true;
+    else if (!strcmp(argv[i], "--path") && i + 1 < argc) {
+      const char *p = argv[++i];
+      tpath = !strcmp(p, "subpixel") ? LM_CONV_PATH_SUBPIXEL
+              : !strcmp(p, "phases") ? LM_CONV_PATH_PHASES
+              : !strcmp(p, "deconv") ? LM_CONV_PATH_DECONV : LM_CONV_PATH_AUTO;
+    }
   }
   if (runs < 1) runs = 1;
   if (bf16 && !lm_cpu_has_bf16()) {
@@ -105,13 +112,13 @@ int main(int argc, char **argv) {
   const char *names[16];
   int nnames = 0;
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--runs")) i++;
+    if (!strcmp(argv[i], "--runs") || !strcmp(argv[i], "--path")) i++;
     else if (argv[i][0] != '-' && nnames < 16) names[nnames++] = argv[i];
   }
   for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
     bool want = nnames == 0;
     for (int i = 0; i < nnames; i++) want |= !strcmp(names[i], cases[k].name);
-    if (want) rc |= run_case(&cases[k], bf16, deconv, runs);
+    if (want) rc |= run_case(&cases[k], bf16, tpath, runs);
   }
   return rc;
 }

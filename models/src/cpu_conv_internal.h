@@ -49,13 +49,29 @@ void lm_subpixel_bias(const lm_conv_desc *d, const lm_subpixel *sp,
 void lm_subpixel_scatter(const lm_conv_desc *d, const lm_subpixel *sp,
                          const float *z, float *dst);
 
+/* ConvTranspose as one stride-1 Conv per output phase (cpu_conv_phases.c):
+** no zero taps where the phases' kernels differ in size (k3 s2). */
+typedef struct lm_phases lm_phases;
+/* False when some phase has no tap, no output or would need a negative
+** pad, or a stride exceeds 4. */
+bool lm_phases_apply(const lm_conv_desc *d);
+int lm_phases_new(const lm_conv_desc *d, const float *weight, const float *bias,
+                  lm_phases **out, char *err, size_t errlen);
+size_t lm_phases_workspace_size(const lm_phases *p);
+int lm_phases_run(lm_phases *p, const float *src, float *dst, void *ws);
+const char *lm_phases_impl(const lm_phases *p);
+void lm_phases_free(lm_phases *p);
+
 /* How a convolution is computed.  AUTO is what lm_conv_new picks: DIRECT
-** for Conv, SUBPIXEL for ConvTranspose where it applies, else DECONV
-** (oneDNN's deconvolution).  Forcing one is for benchmarks and tests. */
+** for Conv; for ConvTranspose SUBPIXEL where that form has no zero taps
+** (k == s, k = 2s, ...), else DECONV (oneDNN's deconvolution) in bf16, else
+** PHASES, else SUBPIXEL, else DECONV (measurements in cpu_conv.c).  Forcing
+** one is for benchmarks and tests. */
 typedef enum lm_conv_path {
   LM_CONV_PATH_AUTO = 0,
   LM_CONV_PATH_DIRECT,
   LM_CONV_PATH_SUBPIXEL,
+  LM_CONV_PATH_PHASES,
   LM_CONV_PATH_DECONV
 } lm_conv_path;
 

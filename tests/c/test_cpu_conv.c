@@ -165,7 +165,10 @@ static double compare(const lm_conv_desc *d, bool with_bias, lm_conv_path path,
   } while (0)
 
 static const char *lm_conv_path_name(lm_conv_path p) {
-  return p == LM_CONV_PATH_DECONV ? "deconv" : p == LM_CONV_PATH_SUBPIXEL ? "subpixel" : "conv";
+  return p == LM_CONV_PATH_DECONV     ? "deconv"
+         : p == LM_CONV_PATH_SUBPIXEL ? "subpixel"
+         : p == LM_CONV_PATH_PHASES   ? "phases"
+                                      : "conv";
 }
 
 static lm_conv_desc desc(int nsp, int64_t n, int64_t cin, int64_t cout, int64_t group) {
@@ -248,10 +251,14 @@ static void conv_every_activation(void) {
 
 /* ---- ConvTranspose -------------------------------------------------- */
 
-static void convt_both_paths(lm_conv_desc d, bool bias, const int64_t *opad, double tol) {
+/* Every path that applies, and the one AUTO picks (auto_prefix). */
+static void convt_all_paths(lm_conv_desc d, bool bias, const int64_t *opad, double tol,
+                            const char *auto_prefix) {
   d.transposed = true;
   out_extent(&d, opad);
-  CHECK_CONV(d, bias, LM_CONV_PATH_AUTO, "subpixel+", tol);
+  CHECK_CONV(d, bias, LM_CONV_PATH_AUTO, auto_prefix, tol);
+  CHECK_CONV(d, bias, LM_CONV_PATH_SUBPIXEL, "subpixel+", tol);
+  if (lm_phases_apply(&d)) CHECK_CONV(d, bias, LM_CONV_PATH_PHASES, "phases", tol);
   CHECK_CONV(d, bias, LM_CONV_PATH_DECONV, "deconv+", tol);
 }
 
@@ -260,9 +267,9 @@ static void convt_k2s2(void) {
   d.in[0] = 3; d.in[1] = 4; d.in[2] = 5;
   for (int j = 0; j < 3; j++) { d.k[j] = 2; d.stride[j] = 2; }
   d.act = LM_ACT_RELU;
-  convt_both_paths(d, true, NULL, TOL);
+  convt_all_paths(d, true, NULL, TOL, "subpixel+");
   d.n = 2; d.act = LM_ACT_NONE;
-  convt_both_paths(d, false, NULL, TOL);
+  convt_all_paths(d, false, NULL, TOL, "subpixel+");
 }
 
 static void convt_k3s2p1_output_padding(void) {
@@ -270,9 +277,9 @@ static void convt_k3s2p1_output_padding(void) {
   d.in[0] = 3; d.in[1] = 3; d.in[2] = 4;
   for (int j = 0; j < 3; j++) { d.stride[j] = 2; d.pad_lo[j] = d.pad_hi[j] = 1; }
   int64_t opad[3] = {1, 1, 1};
-  convt_both_paths(d, true, opad, TOL);
+  convt_all_paths(d, true, opad, TOL, "phases8+");
   int64_t opad0[3] = {0, 1, 0};
-  convt_both_paths(d, true, opad0, TOL);
+  convt_all_paths(d, true, opad0, TOL, "phases8+");
 }
 
 static void convt_k4s2p1_2d(void) {
@@ -280,7 +287,7 @@ static void convt_k4s2p1_2d(void) {
   d.in[0] = 5; d.in[1] = 6;
   for (int j = 0; j < 2; j++) { d.k[j] = 4; d.stride[j] = 2; d.pad_lo[j] = d.pad_hi[j] = 1; }
   d.act = LM_ACT_SIGMOID;
-  convt_both_paths(d, true, NULL, TOL);
+  convt_all_paths(d, true, NULL, TOL, "subpixel+");
 }
 
 static void convt_groups_dilation_stride3(void) {
@@ -288,11 +295,11 @@ static void convt_groups_dilation_stride3(void) {
   d.in[0] = 4; d.in[1] = 5;
   for (int j = 0; j < 2; j++) { d.stride[j] = 2; d.pad_lo[j] = d.pad_hi[j] = 1; }
   int64_t opad[2] = {1, 0};
-  convt_both_paths(d, true, opad, TOL);
+  convt_all_paths(d, true, opad, TOL, "phases4+");
   lm_conv_desc e = desc(1, 2, 3, 2, 1);     /* 1-D, dilation 2, stride 3, pads 2/0 */
   e.in[0] = 7; e.k[0] = 4; e.dil[0] = 2; e.stride[0] = 3; e.pad_lo[0] = 2;
   int64_t eo[1] = {2};
-  convt_both_paths(e, true, eo, TOL);
+  convt_all_paths(e, true, eo, TOL, "phases3+");
   lm_conv_desc f = desc(1, 1, 2, 3, 1);     /* stride 1, pad past the kernel: */
   f.in[0] = 9; f.pad_lo[0] = 3; f.pad_hi[0] = 0;   /* no sub-pixel form */
   f.transposed = true;
@@ -309,8 +316,10 @@ static void convt_every_activation(void) {
     d.transposed = true;
     int64_t opad[2] = {1, 1};
     out_extent(&d, opad);
-    double rel = compare(&d, true, LM_CONV_PATH_AUTO, "subpixel+");
+    double rel = compare(&d, true, LM_CONV_PATH_AUTO, "phases4+");
     if (!(rel >= 0 && rel <= TOL)) TAP_FAIL("act %d: relative error %g", a, rel);
+    rel = compare(&d, true, LM_CONV_PATH_SUBPIXEL, "subpixel+");
+    if (!(rel >= 0 && rel <= TOL)) TAP_FAIL("act %d (subpixel): relative error %g", a, rel);
   }
 }
 
@@ -332,6 +341,8 @@ static void bf16_paths(void) {
   int64_t opad[3] = {1, 1, 1};
   out_extent(&t, opad);
   CHECK_CONV(t, true, LM_CONV_PATH_AUTO, "bf16", TOL_BF16);
+  CHECK_CONV(t, true, LM_CONV_PATH_PHASES, "bf16", TOL_BF16);
+  CHECK_CONV(t, true, LM_CONV_PATH_SUBPIXEL, "bf16", TOL_BF16);
   for (int j = 0; j < 3; j++) { t.k[j] = 2; t.pad_lo[j] = t.pad_hi[j] = 0; }
   out_extent(&t, NULL);
   CHECK_CONV(t, true, LM_CONV_PATH_AUTO, "bf16", TOL_BF16);
