@@ -162,6 +162,17 @@ static int infer_variadic(lm_graph *g, const lm_gnode *n)
   return ops_infer_broadcast(g, n, LM_F32, false);
 }
 
+/* A 1-D slope of length C that does not broadcast numpy-style against X
+** [N, C, ...] is taken per channel (PRelu-6 semantics, kept by old
+** exports). */
+static bool prelu_channel_fallback(int xnd, const int64_t *xs, int snd, const int64_t *ss)
+{
+  if (snd != 1 || xnd < 3 || ss[0] != xs[1]) return false;
+  int nd;
+  int64_t tmp[LM_MAX_DIMS];
+  return !ops_broadcast(xnd, xs, snd, ss, &nd, tmp);
+}
+
 static int infer_prelu(lm_graph *g, const lm_gnode *n)
 {
   if (n->nin != 2) return ops_fail(g, n, "needs 2 inputs (X, slope), has %d", n->nin);
@@ -170,8 +181,19 @@ static int infer_prelu(lm_graph *g, const lm_gnode *n)
   if (!ops_in_known(g, n, 0) || !ops_in_known(g, n, 1)) return LM_OK;
   int nd;
   int64_t shape[LM_MAX_DIMS];
+  /* Opset < 7 (and exporters that follow it): a 1-D slope of length C is
+  ** per channel.  Recorded for eval, which has no opset. */
+  bool per_channel = s->ndim == 1 && x->ndim > 2 && s->shape[0] == x->shape[1] &&
+                     (g->opset > 0 && g->opset < 7);
+  if (per_channel && !lm_gnode_attr(n, "lumen_slope_per_channel")) {
+    int idx = (int)(n - g->nodes);
+    if (idx < 0 || idx >= g->nnodes ||
+        lm_graph_attr_set_int(g, idx, "lumen_slope_per_channel", 1) < 0)
+      return ops_fail(g, n, "cannot record the slope rule");
+  }
   /* slope broadcasts to X (unidirectional): the output is X's shape. */
-  if (!ops_broadcast(x->ndim, x->shape, s->ndim, s->shape, &nd, shape) || nd != x->ndim)
+  if (!per_channel && !prelu_channel_fallback(x->ndim, x->shape, s->ndim, s->shape) &&
+      (!ops_broadcast(x->ndim, x->shape, s->ndim, s->shape, &nd, shape) || nd != x->ndim))
     return ops_fail(g, n, "slope '%s' does not broadcast to X '%s'", s->name, x->name);
   ops_set_out(g, n, 0, x->dt, x->ndim, x->shape);
   return LM_OK;
@@ -211,7 +233,22 @@ DEF_BIN_EVAL(eval_sub, B_SUB)
 DEF_BIN_EVAL(eval_mul, B_MUL)
 DEF_BIN_EVAL(eval_div, B_DIV)
 DEF_BIN_EVAL(eval_pow, B_POW)
-DEF_BIN_EVAL(eval_prelu, B_PRELU)
+static int eval_prelu(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_tensor *out,
+                      int nout, char *err, size_t errlen)
+{
+  if (nin < 2 || !in[0].data || !in[1].data) return ops_eval_fail(err, errlen, n, "needs 2 inputs");
+  if (check_out(n, nout, err, errlen)) return LM_EINVAL;
+  lm_rt_tensor slope = in[1];
+  if (lm_gnode_attr_int(n, "lumen_slope_per_channel", 0) ||
+      prelu_channel_fallback(in[0].ndim, in[0].shape, in[1].ndim, in[1].shape)) {
+    /* view [C] as [C, 1, ..., 1] against X's dims after N */
+    slope.ndim = in[0].ndim - 1;
+    slope.shape[0] = in[1].shape[0];
+    for (int k = 1; k < slope.ndim; k++) slope.shape[k] = 1;
+  }
+  binary(B_PRELU, &in[0], &slope, &out[0]);
+  return LM_OK;
+}
 DEF_BIN_EVAL(eval_eq, B_EQ)
 DEF_BIN_EVAL(eval_lt, B_LT)
 DEF_BIN_EVAL(eval_gt, B_GT)
