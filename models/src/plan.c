@@ -7,7 +7,9 @@
  *   constant bounds, Gelu, SiLU (Sigmoid + Mul) and the erf form of GELU that
  *   PyTorch exports (Div(sqrt 2), Erf, Add(1), Mul, Mul(0.5)).
  * - InstanceNormalization followed by Relu/LeakyRelu/PRelu(one slope)/Elu/
- *   Sigmoid runs as one fused kernel (plan_fused.c).
+ *   Sigmoid runs as one fused kernel (plan_fused.c); so does the GroupNorm
+ *   pattern PyTorch exports (Reshape, InstanceNormalization, Reshape, Mul,
+ *   Add), with or without such an activation after it.
  * - Reshape, Flatten, Squeeze and Unsqueeze of an intermediate are views:
  *   the output shares the input's buffer and nothing runs.  A Concat whose
  *   inputs are contiguous blocks of its output (batch 1, channel axis) runs
@@ -39,6 +41,7 @@ typedef enum step_kind {
   STEP_EVAL,        /* the op table's eval */
   STEP_CONV,        /* lm_conv_run */
   STEP_INSTNORM,    /* lm_plan_instnorm_act */
+  STEP_GROUPNORM,   /* lm_plan_groupnorm_act */
   STEP_VIEW,        /* the output shares the input's bytes: nothing to do */
   STEP_COPY         /* graph output copied from an input or constant */
 } step_kind;
@@ -52,8 +55,8 @@ typedef struct plan_step {
   int *vin, *vout;               /* value indices, -1 = absent */
   lm_rt_tensor *in, *out;        /* shapes fixed at plan time, data per run */
   bool may_view, may_inplace;
-  /* STEP_INSTNORM */
-  int64_t in_n, in_c, in_sp;
+  /* STEP_INSTNORM, STEP_GROUPNORM */
+  int64_t in_n, in_c, in_sp, groups;
   double eps;
   lm_act act;
   float alpha;
@@ -478,6 +481,97 @@ static int try_instnorm_step(builder *b, int ni, bool *done)
   return LM_OK;
 }
 
+/* A constant holding one float per channel of an x of rank xnd,
+** broadcastable against it along axis 1 only ([C,1,1,1], [1,C,1,1,1]). */
+static const float *per_channel(const lm_graph *g, int v, int xnd, int64_t c)
+{
+  if (!is_const(g, v)) return NULL;
+  const lm_gvalue *val = &g->values[v];
+  if (val->dt != LM_F32 || lm_gvalue_numel(val) != c || val->ndim > xnd) return NULL;
+  int ci = val->ndim - (xnd - 1);   /* x's axis 1, right-aligned */
+  for (int d = 0; d < val->ndim; d++)
+    if (val->shape[d] != (d == ci ? c : 1)) return NULL;
+  if (ci < 0 && c != 1) return NULL;
+  return val->data;
+}
+
+/* Reshape(x -> [N, G, -1]) -> InstanceNormalization -> Reshape(-> x's shape)
+** -> Mul(gamma) -> Add(beta) [-> activation], starting at the first Reshape. */
+static int try_groupnorm_step(builder *b, int ri, bool *done)
+{
+  *done = false;
+  lm_graph *g = b->g;
+  const lm_gnode *r1 = &g->nodes[ri];
+  if (r1->nin < 1 || r1->nout != 1 || r1->in[0] < 0) return LM_OK;
+  int x = lm_graph_resolve(g, r1->in[0]);
+  const lm_gvalue *xv = &g->values[x], *r1v = &g->values[r1->out[0]];
+  if (is_const(g, x) || xv->dt != LM_F32 || xv->ndim < 3 || r1v->ndim != 3) return LM_OK;
+  int64_t n = xv->shape[0], c = xv->shape[1], groups = r1v->shape[1];
+  int64_t sp = 1;
+  for (int d = 2; d < xv->ndim; d++) sp *= xv->shape[d];
+  if (r1v->shape[0] != n || groups < 1 || c % groups || r1v->shape[2] != c / groups * sp)
+    return LM_OK;
+  int ini = sole_reader(b, r1->out[0]);
+  if (ini < 0 || !op_is(&g->nodes[ini], "InstanceNormalization")) return LM_OK;
+  const lm_gnode *in = &g->nodes[ini];
+  if (in->nin != 3 || in->in[0] != r1->out[0] || in->nout != 1) return LM_OK;
+  for (int j = 1; j < 3; j++) {
+    const lm_gvalue *pv = &g->values[in->in[j]];
+    if (!is_const(g, in->in[j]) || pv->dt != LM_F32 || lm_gvalue_numel(pv) != groups)
+      return LM_OK;
+  }
+  int r2i = sole_reader(b, in->out[0]);
+  if (r2i < 0 || !op_is(&g->nodes[r2i], "Reshape")) return LM_OK;
+  const lm_gnode *r2 = &g->nodes[r2i];
+  const lm_gvalue *r2v = &g->values[r2->out[0]];
+  if (r2->in[0] != in->out[0] || r2->nout != 1 || r2v->ndim != xv->ndim ||
+      memcmp(r2v->shape, xv->shape, sizeof(int64_t) * (size_t)xv->ndim))
+    return LM_OK;
+  int mi = sole_reader(b, r2->out[0]);
+  if (mi < 0 || !op_is(&g->nodes[mi], "Mul")) return LM_OK;
+  const lm_gnode *mul = &g->nodes[mi];
+  const float *gamma = per_channel(g, other_input(mul, r2->out[0]), xv->ndim, c);
+  if (!gamma || mul->nout != 1) return LM_OK;
+  int ai = sole_reader(b, mul->out[0]);
+  if (ai < 0 || !op_is(&g->nodes[ai], "Add")) return LM_OK;
+  const lm_gnode *add = &g->nodes[ai];
+  const float *beta = per_channel(g, other_input(add, mul->out[0]), xv->ndim, c);
+  if (!beta || add->nout != 1) return LM_OK;
+  act_match m = {.act = LM_ACT_NONE, .final_value = add->out[0]};
+  int acti = sole_reader(b, add->out[0]);
+  act_match mm;
+  if (acti >= 0 && match_simple_act(b, acti, add->out[0], &mm) &&
+      (mm.act == LM_ACT_RELU || mm.act == LM_ACT_LEAKY_RELU || mm.act == LM_ACT_ELU ||
+       mm.act == LM_ACT_SIGMOID))
+    m = mm;
+  int rc = check_runtime_value(b, add, m.final_value);
+  if (rc < 0) return rc;
+  plan_step *s = new_step(b, STEP_GROUPNORM, in, 5, 1);
+  if (!s) return fail(b->err, b->errlen, LM_ENOMEM, "out of memory");
+  int vins[5] = {x, in->in[1], in->in[2], other_input(mul, r2->out[0]),
+                 other_input(add, mul->out[0])};
+  for (int j = 0; j < 5; j++) {
+    s->vin[j] = lm_graph_resolve(g, vins[j]);
+    set_rt(g, &s->in[j], s->vin[j]);
+  }
+  s->vout[0] = m.final_value;
+  set_rt(g, &s->out[0], m.final_value);
+  s->in_n = n;
+  s->in_c = c;
+  s->groups = groups;
+  s->in_sp = sp;
+  s->eps = lm_gnode_attr_float(in, "epsilon", 1e-5);
+  s->act = m.act;
+  s->alpha = m.alpha;
+  s->may_inplace = true;   /* each element is read before it is written */
+  b->skip[ini] = b->skip[r2i] = b->skip[mi] = b->skip[ai] = true;
+  if (m.nabsorbed) b->skip[acti] = true;
+  snprintf(s->label, sizeof s->label, "GroupNorm%s%s '%s'", m.nabsorbed ? "+" : "",
+           m.nabsorbed ? m.name : "", nname(in));
+  *done = true;
+  return LM_OK;
+}
+
 /* ---- convolutions ------------------------------------------------------------ */
 
 static int conv_fail(builder *b, const lm_gnode *n, const char *what)
@@ -830,6 +924,10 @@ static int build(builder *b)
       bool done;
       rc = try_instnorm_step(b, i, &done);
       if (rc == LM_OK && !done) rc = add_eval_step(b, i);
+    } else if (op_is(n, "Reshape")) {
+      bool done;
+      rc = try_groupnorm_step(b, i, &done);
+      if (rc == LM_OK && !done) rc = add_eval_step(b, i);
     } else {
       rc = add_eval_step(b, i);
     }
@@ -1009,6 +1107,11 @@ static int run_steps(lm_plan *p, const float *const *inputs, float *const *outpu
     case STEP_INSTNORM:
       lm_plan_instnorm_act(p->ptr[s->vin[0]], p->ptr[s->vout[0]], s->in_n, s->in_c, s->in_sp,
                            p->ptr[s->vin[1]], p->ptr[s->vin[2]], s->eps, s->act, s->alpha);
+      break;
+    case STEP_GROUPNORM:
+      lm_plan_groupnorm_act(p->ptr[s->vin[0]], p->ptr[s->vout[0]], s->in_n, s->in_c, s->groups,
+                            s->in_sp, p->ptr[s->vin[1]], p->ptr[s->vin[2]], s->eps,
+                            p->ptr[s->vin[3]], p->ptr[s->vin[4]], s->act, s->alpha);
       break;
     case STEP_EVAL: {
       for (int j = 0; j < s->nin; j++) s->in[j].data = s->vin[j] >= 0 ? p->ptr[s->vin[j]] : NULL;

@@ -1,6 +1,7 @@
 /* Fused kernels of plans (plan_internal.h): InstanceNormalization with the
- * activation that follows it, so the normalised volume is written once
- * instead of written, read and written again by a separate activation. */
+ * activation that follows it, and PyTorch's exported GroupNorm pattern with
+ * its affine and activation, so the normalised volume is written once
+ * instead of written, read and written again by separate element-wise ops. */
 #include <math.h>
 
 #include "plan_internal.h"
@@ -16,6 +17,25 @@ static inline float apply_act(lm_act act, float alpha, float v)
   }
 }
 
+/* Mean and biased variance of x[0..cnt) in one pass: moments shifted by the
+ * first value, so that E[d^2] - E[d]^2 does not cancel when the mean is
+ * large against the spread; double accumulators, vectorised (a fixed order
+ * for a given build, whatever the thread count). */
+static void moments(const float *x, int64_t cnt, double *mean, double *var)
+{
+  double shift = cnt ? x[0] : 0.0, s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
+  for (int64_t i = 0; i < cnt; i++) {
+    double d = (double)x[i] - shift;
+    s1 += d;
+    s2 += d * d;
+  }
+  double m1 = cnt ? s1 / (double)cnt : 0.0;
+  double v = cnt ? s2 / (double)cnt - m1 * m1 : 0.0;
+  *mean = shift + m1;
+  *var = v > 0 ? v : 0;
+}
+
 void lm_plan_instnorm_act(const float *x, float *y, int64_t n, int64_t c, int64_t sp,
                           const float *scale, const float *bias, double eps,
                           lm_act act, float alpha)
@@ -28,25 +48,46 @@ void lm_plan_instnorm_act(const float *x, float *y, int64_t n, int64_t c, int64_
     const float *xp = x + pl * sp;
     float *yp = y + pl * sp;
     int64_t ch = pl % c;
-    /* One pass for both moments, shifted by the plane's first value so
-     * that E[d^2] - E[d]^2 does not cancel when the mean is large against
-     * the spread; double accumulators, vectorised (a fixed order for a
-     * given build, whatever the thread count). */
-    double shift = sp ? xp[0] : 0.0, s1 = 0, s2 = 0;
-#pragma omp simd reduction(+ : s1, s2)
-    for (int64_t i = 0; i < sp; i++) {
-      double d = (double)xp[i] - shift;
-      s1 += d;
-      s2 += d * d;
-    }
-    double m1 = sp ? s1 / (double)sp : 0.0;
-    double mean = shift + m1;
-    double var = sp ? s2 / (double)sp - m1 * m1 : 0.0;
-    if (var < 0) var = 0;
+    double mean, var;
+    moments(xp, sp, &mean, &var);
+    /* The same normalisation arithmetic as the op table's
+     * InstanceNormalization (only the statistics are summed in another
+     * order). */
     double a = 1.0 / sqrt(var + eps) * (scale ? scale[ch] : 1.0f);
     double b = bias ? bias[ch] : 0.0f;
 #pragma omp simd
     for (int64_t i = 0; i < sp; i++)
       yp[i] = apply_act(act, alpha, (float)((xp[i] - mean) * a + b));
+  }
+}
+
+void lm_plan_groupnorm_act(const float *x, float *y, int64_t n, int64_t c, int64_t groups,
+                           int64_t sp, const float *gscale, const float *gbias, double eps,
+                           const float *gamma, const float *beta, lm_act act, float alpha)
+{
+  int64_t cpg = c / groups, blk = cpg * sp;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t ng = 0; ng < n * groups; ng++) {
+    const float *xp = x + ng * blk;
+    float *yp = y + ng * blk;
+    int64_t grp = ng % groups;
+    double mean, var;
+    moments(xp, blk, &mean, &var);
+    double a = 1.0 / sqrt(var + eps) * gscale[grp];
+    double b = gbias[grp];
+    for (int64_t k = 0; k < cpg; k++) {
+      /* Rounded as the unfused chain rounds: the normalised value to float,
+       * then the float Mul and Add of the affine. */
+      float ga = gamma[grp * cpg + k], be = beta[grp * cpg + k];
+      const float *xs = xp + k * sp;
+      float *ys = yp + k * sp;
+#pragma omp simd
+      for (int64_t i = 0; i < sp; i++) {
+        float t = (float)((xs[i] - mean) * a + b);
+        t = t * ga;
+        t = t + be;
+        ys[i] = apply_act(act, alpha, t);
+      }
+    }
   }
 }

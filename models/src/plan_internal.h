@@ -19,6 +19,14 @@ void lm_plan_instnorm_act(const float *x, float *y, int64_t n, int64_t c, int64_
                           const float *scale, const float *bias, double eps,
                           lm_act act, float alpha);
 
+/* PyTorch's exported GroupNorm, Reshape(N, G, -1) -> InstanceNormalization
+** (gscale, gbias per group) -> Reshape back -> Mul(gamma) -> Add(beta), and
+** the activation after it, in one pass: statistics per (n, group) over its
+** c/groups channels; gamma and beta per channel.  x and y may be the same. */
+void lm_plan_groupnorm_act(const float *x, float *y, int64_t n, int64_t c, int64_t groups,
+                           int64_t sp, const float *gscale, const float *gbias, double eps,
+                           const float *gamma, const float *beta, lm_act act, float alpha);
+
 /* Buffer layout from lifetimes (plan_memory.c).  Each buffer lives over
 ** steps [start, end] (inclusive) and needs size bytes; the layout gives each
 ** an offset, 64-byte aligned, such that buffers alive at the same time do not

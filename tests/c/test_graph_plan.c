@@ -575,6 +575,45 @@ static void test_instnorm_act(void)
   lm_graph_free(g);
 }
 
+/* SegResNet's exported GroupNorm: Reshape, InstanceNormalization, Reshape,
+ * Mul, Add [, Relu]. */
+static void groupnorm_case(bool with_act)
+{
+  lm_graph *g = lm_graph_new();
+  int64_t xsh[5] = {1, 4, 3, 3, 2}, gsh[1] = {2}, csh[4] = {4, 1, 1, 1};
+  int x = input(g, "x", 5, xsh);
+  int64_t grouped[3] = {1, 2, -1};
+  int r1 = node2(g, "Reshape", "r1", x, const_i64(g, 3, grouped));
+  int in[3] = {r1, const_rand(g, 1, gsh, 41, 0.5f, 1), const_rand(g, 1, gsh, 42, 0.5f, 0)};
+  int nrm = node(g, "InstanceNormalization", "gn", 3, in);
+  int r2 = node2(g, "Reshape", "r2", nrm, const_i64(g, 5, xsh));
+  int m = node2(g, "Mul", "m", r2, const_rand(g, 4, csh, 43, 0.5f, 1));
+  int a = node2(g, "Add", "a", const_rand(g, 4, csh, 44, 0.5f, 0), m);
+  lm_graph_add_output(g, with_act ? node1(g, "Relu", "y", a) : a);
+  int64_t n = numel(5, xsh), rn;
+  float *xs = rand_input(n, 13);
+  for (int64_t i = 0; i < n; i++) xs[i] = xs[i] * 3 + 10;   /* mean far from 0 */
+  lm_plan *p = NULL;
+  float *got = plan_run(g, xs, &p);
+  float *want = ref_run(g, xs, &rn);
+  if (p) {
+    CHECK_INT(lm_plan_nsteps(p), 1);
+    CHECK(plan_has_step(p, with_act ? "GroupNorm+Relu 'gn'" : "GroupNorm 'gn'"));
+    lm_plan_free(p);
+  }
+  if (got) check_close(got, want, rn, 1e-5);
+  free(xs);
+  free(got);
+  free(want);
+  lm_graph_free(g);
+}
+
+static void test_groupnorm_pattern(void)
+{
+  groupnorm_case(true);
+  groupnorm_case(false);
+}
+
 /* ---- memory plan ------------------------------------------------------------ */
 
 static void test_memory_reuse(void)
@@ -819,6 +858,7 @@ int main(int argc, char **argv)
   RUN(test_conv_act_fusion);
   RUN(test_no_fusion_with_second_reader);
   RUN(test_instnorm_act);
+  RUN(test_groupnorm_pattern);
   RUN(test_memory_reuse);
   RUN(test_inplace_and_views);
   RUN(test_concat_in_place);
