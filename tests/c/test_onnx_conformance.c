@@ -6,6 +6,9 @@
  * output_N.pb: float |a - b| <= 1e-4 + 1e-4 |b| (NaN where NaN is
  * expected), integers exactly.
  *
+ * The pytorch-converted, pytorch-operator and simple folders of the same
+ * package (same layout) run too, their names prefixed with the folder.
+ *
  * One TAP line per test folder.  Skipped, with the reason counted in the
  * summary: models using an op lumen does not support, tests with non-float
  * inputs or outputs (the plan API takes and gives float32 only), and the
@@ -363,52 +366,75 @@ static int by_name(const struct dirent **a, const struct dirent **b)
   return strcmp((*a)->d_name, (*b)->d_name);
 }
 
-int main(int argc, char **argv)
+/* Every test folder of one root; "label/" prefixes the names it prints. */
+static void run_root(const char *root, const char *label, const char *filter, counts *c, int *tap)
 {
-  const char *root = getenv("LUMEN_ONNX_NODE_DIR");
-  if (!root || !*root) root = "/usr/share/libonnx-testdata/data/node";
-  const char *filter = argc > 1 ? argv[1] : NULL;
   struct dirent **ents;
   int n = scandir(root, &ents, NULL, by_name);
-  if (n < 0) {
-    printf("1..0 # SKIP no ONNX node test data in %s (Debian package libonnx-testdata)\n", root);
-    return 77;
-  }
-  supported = lm_cpu_supported_ops();
-  counts c = {0};
-  int tap = 0;
+  if (n < 0) return;
   for (int i = 0; i < n; i++) {
     const char *name = ents[i]->d_name;
-    char dir[1024], model[1100];
+    char dir[1024], model[1100], shown[600];
     snprintf(dir, sizeof dir, "%s/%s", root, name);
     snprintf(model, sizeof model, "%s/model.onnx", dir);
+    snprintf(shown, sizeof shown, "%s%s", label, name);
     struct stat sb;
-    if (name[0] == '.' || (filter && !strstr(name, filter)) || stat(model, &sb) != 0) {
+    if (name[0] == '.' || (filter && !strstr(shown, filter)) || stat(model, &sb) != 0) {
       free(ents[i]);
       continue;
     }
     char msg[768] = "";
     bool bound = false;
     result r = run_one(dir, name, msg, sizeof msg, &bound);
-    tap++;
+    int t = ++*tap;
     switch (r) {
     case R_PASS:
-      c.passed++;
-      c.bound += bound;
-      printf("ok %d - %s%s\n", tap, name, bound ? " (weights / shape inputs bound as constants)" : "");
+      c->passed++;
+      c->bound += bound;
+      printf("ok %d - %s%s\n", t, shown, bound ? " (weights / shape inputs bound as constants)" : "");
       break;
-    case R_FAIL: c.failed++; printf("not ok %d - %s\n#   %s\n", tap, name, msg); break;
-    case R_SKIP_OP: c.skipped_op++; printf("ok %d - %s # SKIP %s\n", tap, name, msg); break;
-    case R_SKIP_IO: c.skipped_io++; printf("ok %d - %s # SKIP non-float I/O: %s\n", tap, name, msg); break;
+    case R_FAIL: c->failed++; printf("not ok %d - %s\n#   %s\n", t, shown, msg); break;
+    case R_SKIP_OP: c->skipped_op++; printf("ok %d - %s # SKIP %s\n", t, shown, msg); break;
+    case R_SKIP_IO: c->skipped_io++; printf("ok %d - %s # SKIP non-float I/O: %s\n", t, shown, msg); break;
     case R_SKIP_VARIANT:
-      c.skipped_variant++;
-      printf("ok %d - %s # SKIP known-unsupported variant: %s\n", tap, name, msg);
+      c->skipped_variant++;
+      printf("ok %d - %s # SKIP known-unsupported variant: %s\n", t, shown, msg);
       break;
     }
     fflush(stdout);
     free(ents[i]);
   }
   free(ents);
+}
+
+int main(int argc, char **argv)
+{
+  const char *filter = argc > 1 ? argv[1] : NULL;
+  const char *one = getenv("LUMEN_ONNX_NODE_DIR");
+  const char *data = "/usr/share/libonnx-testdata/data";
+  char node[256];
+  snprintf(node, sizeof node, "%s/node", data);
+  struct stat sb;
+  if (!(one && *one) && stat(node, &sb) != 0) {
+    printf("1..0 # SKIP no ONNX node test data in %s (Debian package libonnx-testdata)\n", node);
+    return 77;
+  }
+  supported = lm_cpu_supported_ops();
+  counts c = {0};
+  int tap = 0;
+  if (one && *one) {
+    run_root(one, "", filter, &c, &tap);
+  } else {
+    /* The node tests, then the same layout exported from PyTorch modules
+     * (Conv3d, BatchNorm3d, PReLU, pools) and small multi-node models. */
+    static const char *const roots[] = {"node", "pytorch-converted", "pytorch-operator", "simple"};
+    for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
+      char root[512], label[64];
+      snprintf(root, sizeof root, "%s/%s", data, roots[i]);
+      snprintf(label, sizeof label, "%s/", roots[i]);
+      run_root(root, i == 0 ? "" : label, filter, &c, &tap);
+    }
+  }
   printf("# summary: %d passed (%d of them with inputs bound as constants), %d failed; skipped: "
          "%d unsupported op, %d non-float I/O, %d known-unsupported variant\n",
          c.passed, c.bound, c.failed, c.skipped_op, c.skipped_io, c.skipped_variant);
