@@ -17,34 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lumen.h"
-#include "sliding_window_math.h"
-#include "../../transforms/xf_util.h"
-
-#define SW_MAX_SP 3
-
-typedef enum sw_pad { SW_PAD_CONSTANT, SW_PAD_REPLICATE, SW_PAD_REFLECT,
-                      SW_PAD_CIRCULAR } sw_pad;
-
-/* Everything the options and shapes decide, before any data is touched. */
-typedef struct sw_setup {
-  lm_model *model;
-  sw_rule rule;
-  sw_blend blend;
-  sw_pad pad;
-  double overlap, sigma_scale, cval;
-  int64_t batch;           /* sw_batch_size */
-  int nsp;                 /* spatial dims of the image */
-  int64_t channels;        /* C of the image */
-  int64_t n[SW_MAX_SP];    /* image size */
-  int64_t roi[SW_MAX_SP];  /* window size per image axis; 1 on slice_axis */
-  int slice_axis;          /* -1, or the axis a 2-D network steps over */
-  bool zyx;                /* the network sees the spatial axes reversed */
-  unsigned mirror;         /* bit d: flip image axis d (nnU-Net TTA) */
-  int model_ndim;          /* 2 + spatial dims the network sees */
-  /* image axis d is the network's axis model_axis[d] (-1: slice axis) */
-  int model_axis[SW_MAX_SP];
-} sw_setup;
+#include "sliding_window.h"
 
 /* ---- options ---------------------------------------------------------- */
 
@@ -262,13 +235,6 @@ static int sw_check(lm_op_ctx *ctx)
 
 /* ---- the windows -------------------------------------------------------- */
 
-typedef struct sw_grid {
-  int64_t pad_before[SW_MAX_SP];
-  int64_t *starts[SW_MAX_SP];   /* window starts on the padded grid */
-  int64_t count[SW_MAX_SP];
-  int64_t nwin;
-} sw_grid;
-
 static void grid_free(sw_grid *g)
 {
   for (int d = 0; d < SW_MAX_SP; d++) free(g->starts[d]);
@@ -301,273 +267,6 @@ static int grid_build(lm_op_ctx *ctx, const sw_setup *s, sw_grid *g)
   return LM_OK;
 }
 
-/* Window w's starts (first axis slowest, as MONAI's meshgrid and nnU-Net's
- * nested loops). */
-static void window_start(const sw_setup *s, const sw_grid *g, int64_t w,
-                         int64_t *start)
-{
-  for (int d = s->nsp - 1; d >= 0; d--) {
-    start[d] = g->starts[d][w % g->count[d]];
-    w /= g->count[d];
-  }
-}
-
-/* The image coordinate that padded-grid coordinate q (already shifted by
- * the padding: q = start + u - pad_before) reads, or -1 for cval.  torch's
- * F.pad modes: replicate clamps, reflect mirrors without repeating the edge
- * voxel, circular wraps. */
-static int64_t pad_index(sw_pad mode, int64_t q, int64_t n)
-{
-  if (q >= 0 && q < n) return q;
-  switch (mode) {
-  case SW_PAD_CONSTANT: return -1;
-  case SW_PAD_REPLICATE: return q < 0 ? 0 : n - 1;
-  case SW_PAD_CIRCULAR: return ((q % n) + n) % n;
-  case SW_PAD_REFLECT:
-    if (n == 1) return 0;
-    {
-      int64_t period = 2 * (n - 1);
-      int64_t r = ((q % period) + period) % period;
-      return r < n ? r : period - r;
-    }
-  }
-  return -1;
-}
-
-/* ---- gather: image windows into the network's input --------------------- */
-
-typedef struct gather_job {
-  const sw_setup *s;
-  const sw_grid *g;
-  lm_tensor *x;
-  float *dst;                  /* [B, C, network spatial...] */
-  int64_t first_window, nb;
-  unsigned flip;               /* image axes to flip (mirroring) */
-  int row_axis;                /* image axis along the network's last axis */
-  int64_t dstride[SW_MAX_SP];  /* network-buffer stride per image axis */
-  int64_t dstride_c, dstride_b;
-  int64_t rows_per_window;     /* per channel */
-} gather_job;
-
-/* Network-buffer strides (C order over [B, C, network spatial...]) of each
- * image axis, for a buffer of `channels` channels. */
-static void network_strides(const sw_setup *s, int64_t channels,
-                            int64_t *axis_stride, int64_t *cstride,
-                            int64_t *bstride)
-{
-  int64_t ext[LM_MAX_DIMS], st[LM_MAX_DIMS];
-  int nd = s->model_ndim;
-  ext[0] = 1;
-  ext[1] = channels;
-  for (int d = 0; d < s->nsp; d++)
-    if (s->model_axis[d] >= 0) ext[s->model_axis[d]] = s->roi[d];
-  st[nd - 1] = 1;
-  for (int k = nd - 2; k >= 0; k--) st[k] = st[k + 1] * ext[k + 1];
-  for (int d = 0; d < s->nsp; d++)
-    axis_stride[d] = s->model_axis[d] >= 0 ? st[s->model_axis[d]] : 0;
-  *cstride = st[1];
-  *bstride = st[0];
-}
-
-/* The image axis that is the network's last (fastest) axis. */
-static int fastest_axis(const sw_setup *s)
-{
-  for (int d = 0; d < s->nsp; d++)
-    if (s->model_axis[d] == s->model_ndim - 1) return d;
-  return s->nsp - 1;
-}
-
-static int gather_rows(int64_t begin, int64_t end, void *arg)
-{
-  const gather_job *j = arg;
-  const sw_setup *s = j->s;
-  lm_tensor *x = j->x;
-  const int64_t *xs = lm_tensor_strides(x);
-  lm_dtype dt = lm_tensor_dtype(x);
-  int64_t esz = (int64_t)lm_dtype_size(dt);
-  const char *xdata = lm_tensor_data(x);
-  int ra = j->row_axis;
-  int64_t len = s->roi[ra], n_r = s->n[ra];
-  float *row = malloc(sizeof(float) * (size_t)len);
-  if (!row) return LM_ENOMEM;
-  for (int64_t r = begin; r < end; r++) {
-    int64_t b = r / (s->channels * j->rows_per_window);
-    int64_t rem = r % (s->channels * j->rows_per_window);
-    int64_t c = rem / j->rows_per_window, k = rem % j->rows_per_window;
-    int64_t start[SW_MAX_SP];
-    window_start(s, j->g, j->first_window + b, start);
-    /* u[d] for the axes other than the row axis, C order */
-    int64_t dst = b * j->dstride_b + c * j->dstride_c;
-    int64_t src = c * xs[0];
-    bool outside = false;
-    for (int d = s->nsp - 1; d >= 0; d--) {
-      if (d == ra) continue;
-      int64_t u = k % s->roi[d];
-      k /= s->roi[d];
-      dst += u * j->dstride[d];
-      int64_t w = (j->flip >> d & 1) ? s->roi[d] - 1 - u : u;
-      int64_t q = pad_index(s->pad, start[d] + w - j->g->pad_before[d],
-                            s->n[d]);
-      if (q < 0) outside = true;
-      else src += q * xs[d + 1];
-    }
-    /* The row in window order w = 0..len-1. */
-    if (outside) {
-      for (int64_t w = 0; w < len; w++) row[w] = (float)s->cval;
-    } else {
-      int64_t q0 = start[ra] - j->g->pad_before[ra];
-      int64_t lo = q0 < 0 ? -q0 : 0;                  /* first inside */
-      int64_t hi = n_r - q0 < len ? n_r - q0 : len;   /* past last inside */
-      if (hi > lo)
-        xf_load_f32(xdata + (src + (q0 + lo) * xs[ra + 1]) * esz,
-                    xs[ra + 1] * esz, dt, row + lo, hi - lo);
-      for (int64_t w = 0; w < len; w++) {
-        if (w >= lo && w < hi) continue;
-        int64_t q = pad_index(s->pad, q0 + w, n_r);
-        if (q < 0) row[w] = (float)s->cval;
-        else xf_load_f32(xdata + (src + q * xs[ra + 1]) * esz, esz, dt,
-                         row + w, 1);
-      }
-    }
-    float *out = j->dst + dst;
-    int64_t step = j->dstride[ra];
-    if (j->flip >> ra & 1)
-      for (int64_t u = 0; u < len; u++) out[u * step] = row[len - 1 - u];
-    else
-      for (int64_t u = 0; u < len; u++) out[u * step] = row[u];
-  }
-  free(row);
-  return LM_OK;
-}
-
-/* ---- mirroring: the flipped predictions summed in the window's frame ---- */
-
-typedef struct unflip_job {
-  const sw_setup *s;
-  const float *pred;           /* network output [B, C_out, network...] */
-  int64_t pstride[SW_MAX_SP], pstride_c, pstride_b;
-  float *acc;                  /* [B, C_out, roi...] C order, image axes */
-  int64_t cout;
-  unsigned flip;
-  bool first;                  /* assign instead of add */
-} unflip_job;
-
-static int unflip_rows(int64_t begin, int64_t end, void *arg)
-{
-  const unflip_job *j = arg;
-  const sw_setup *s = j->s;
-  int last = s->nsp - 1;
-  int64_t len = s->roi[last];
-  int64_t rows_per_c = 1;
-  for (int d = 0; d < last; d++) rows_per_c *= s->roi[d];
-  for (int64_t r = begin; r < end; r++) {
-    int64_t bc = r / rows_per_c, k = r % rows_per_c;
-    int64_t b = bc / j->cout, c = bc % j->cout;
-    int64_t src = b * j->pstride_b + c * j->pstride_c;
-    for (int d = last - 1; d >= 0; d--) {
-      int64_t u = k % s->roi[d];
-      k /= s->roi[d];
-      src += ((j->flip >> d & 1) ? s->roi[d] - 1 - u : u) * j->pstride[d];
-    }
-    float *a = j->acc + r * len;
-    const float *p = j->pred + src;
-    int64_t step = j->pstride[last];
-    bool fl = j->flip >> last & 1;
-    for (int64_t u = 0; u < len; u++) {
-      float v = p[(fl ? len - 1 - u : u) * step];
-      a[u] = j->first ? v : a[u] + v;
-    }
-  }
-  return LM_OK;
-}
-
-/* ---- scatter: weighted window predictions into the output --------------- */
-
-typedef struct scatter_job {
-  const sw_setup *s;
-  const float *pred;           /* one window's prediction, channel 0 */
-  int64_t pstride[SW_MAX_SP], pstride_c;
-  float scale;                 /* 1 / 2^k with k mirrored axes */
-  const float *w;              /* weight map, C order over roi */
-  float *out;                  /* (C_out, n...) C order; NULL: weights only */
-  float *count;                /* (n...) C order; NULL: predictions only */
-  int64_t cout;
-  int64_t lo[SW_MAX_SP], hi[SW_MAX_SP];  /* window region inside the image */
-  int64_t off[SW_MAX_SP];      /* image coordinate of window voxel 0 */
-  int row_axis;
-  int64_t rows_per_c;
-} scatter_job;
-
-static int scatter_rows(int64_t begin, int64_t end, void *arg)
-{
-  const scatter_job *j = arg;
-  const sw_setup *s = j->s;
-  int ra = j->row_axis;
-  int64_t nstride[SW_MAX_SP], wstride[SW_MAX_SP], vox = 1, wv = 1;
-  for (int d = s->nsp - 1; d >= 0; d--) {
-    nstride[d] = vox;
-    wstride[d] = wv;
-    vox *= s->n[d];
-    wv *= s->roi[d];
-  }
-  int64_t len = j->hi[ra] - j->lo[ra];
-  for (int64_t r = begin; r < end; r++) {
-    int64_t c = r / j->rows_per_c, k = r % j->rows_per_c;
-    int64_t o = 0, wi = 0, p = c * j->pstride_c;
-    for (int d = s->nsp - 1; d >= 0; d--) {
-      int64_t u = j->lo[d];
-      if (d != ra) {
-        int64_t span = j->hi[d] - j->lo[d];
-        u += k % span;
-        k /= span;
-      }
-      o += (j->off[d] + u) * nstride[d];
-      wi += u * wstride[d];
-      p += u * j->pstride[d];
-    }
-    const float *w = j->w + wi;
-    int64_t ws = wstride[ra], ns = nstride[ra];
-    if (j->count) {
-      float *cnt = j->count + o;
-      for (int64_t u = 0; u < len; u++) cnt[u * ns] += w[u * ws];
-      continue;
-    }
-    float *out = j->out + c * vox + o;
-    const float *pr = j->pred + p;
-    int64_t ps = j->pstride[ra];
-    if (j->scale != 1.0f)
-      for (int64_t u = 0; u < len; u++)
-        out[u * ns] += (pr[u * ps] * j->scale) * w[u * ws];
-    else
-      for (int64_t u = 0; u < len; u++) out[u * ns] += pr[u * ps] * w[u * ws];
-  }
-  return LM_OK;
-}
-
-/* The in-image part of window `win`, and the row axis of the scatter: the
- * last axis longer than one voxel (contiguous in the output). */
-static int64_t scatter_region(const sw_setup *s, const sw_grid *g,
-                              int64_t win, scatter_job *j)
-{
-  int64_t start[SW_MAX_SP], rows = 1;
-  window_start(s, g, win, start);
-  j->row_axis = s->nsp - 1;
-  for (int d = s->nsp - 1; d >= 0; d--)
-    if (s->roi[d] > 1) {
-      j->row_axis = d;
-      break;
-    }
-  for (int d = 0; d < s->nsp; d++) {
-    j->off[d] = start[d] - g->pad_before[d];
-    j->lo[d] = j->off[d] < 0 ? -j->off[d] : 0;
-    j->hi[d] = s->n[d] - j->off[d] < s->roi[d] ? s->n[d] - j->off[d]
-                                               : s->roi[d];
-    if (d != j->row_axis) rows *= j->hi[d] - j->lo[d];
-  }
-  j->rows_per_c = rows;
-  return rows;
-}
-
 /* ---- the op --------------------------------------------------------------- */
 
 typedef struct sw_run {
@@ -592,25 +291,13 @@ static void run_free(sw_run *r)
   lm_tensor_release(r->count);
 }
 
-static int64_t row_grain(int64_t len)
-{
-  int64_t g = 16384 / (len > 0 ? len : 1);
-  return g < 1 ? 1 : g;
-}
-
 /* Sum the weights of every window into the count map (window order, as
  * MONAI builds its count map). */
 static int accumulate_counts(lm_op_ctx *ctx, sw_run *r)
 {
-  lm_engine *e = lm_ctx_engine(ctx);
   float *cnt = lm_tensor_data(r->count);
   for (int64_t win = 0; win < r->g.nwin; win++) {
-    scatter_job j = {.s = &r->s, .w = r->w, .count = cnt, .cout = 1,
-                     .scale = 1.0f};
-    int64_t rows = scatter_region(&r->s, &r->g, win, &j);
-    int st = lm_parallel_for(e, ctx, rows, row_grain(j.hi[j.row_axis] -
-                                                     j.lo[j.row_axis]),
-                             scatter_rows, &j);
+    int st = sw_scatter_weights(ctx, &r->s, &r->g, win, r->w, cnt);
     if (st < 0) return st;
   }
   return LM_OK;
@@ -660,14 +347,8 @@ static int run_network(lm_op_ctx *ctx, sw_run *r, int64_t first, int64_t nb,
                        unsigned flip, lm_tensor **pred)
 {
   const sw_setup *s = &r->s;
-  lm_engine *e = lm_ctx_engine(ctx);
-  gather_job gj = {.s = s, .g = &r->g, .x = lm_ctx_input(ctx, 0),
-                   .dst = lm_tensor_data(r->in), .first_window = first,
-                   .nb = nb, .flip = flip, .row_axis = fastest_axis(s)};
-  network_strides(s, s->channels, gj.dstride, &gj.dstride_c, &gj.dstride_b);
-  gj.rows_per_window = r->roi_vox / s->roi[gj.row_axis];
-  int st = lm_parallel_for(e, ctx, nb * s->channels * gj.rows_per_window,
-                           row_grain(s->roi[gj.row_axis]), gather_rows, &gj);
+  int st = sw_gather(ctx, s, &r->g, lm_ctx_input(ctx, 0), first, nb, flip,
+                     lm_tensor_data(r->in));
   if (st < 0) return st == LM_ECANCELED ? st : lm_ctx_error(ctx, st, "out of "
                                                             "memory");
   lm_tensor *in = r->in, *view = NULL;
@@ -699,27 +380,18 @@ static int mirror_subsets(unsigned mask, unsigned *subs)
 static int blend_batch(lm_op_ctx *ctx, sw_run *r, int64_t first, int64_t nb)
 {
   const sw_setup *s = &r->s;
-  lm_engine *e = lm_ctx_engine(ctx);
   lm_tensor *pred = NULL;
   int st = run_network(ctx, r, first, nb, 0, &pred);
   if (st >= 0) st = check_output(ctx, r, pred, nb);
   if (st < 0) goto done;
-
-  /* Where each window's prediction is read from: the network's output as it
-   * is, or the sum of the mirrored runs in the window's own frame. */
+  /* Where each window's prediction is read from: the network's output as
+   * it is, or the sum of the mirrored runs in the window's own frame. */
   const float *src = lm_tensor_data(pred);
-  int64_t pstride[SW_MAX_SP], pstride_c, pstride_b;
-  network_strides(s, r->cout, pstride, &pstride_c, &pstride_b);
+  sw_layout pl = sw_network_layout(s, r->cout);
   float scale = 1.0f;
   if (s->mirror) {
-    unflip_job uj = {.s = s, .acc = r->acc, .cout = r->cout, .first = true};
-    memcpy(uj.pstride, pstride, sizeof pstride);
-    uj.pstride_c = pstride_c;
-    uj.pstride_b = pstride_b;
-    int64_t rows = nb * r->cout * (r->roi_vox / s->roi[s->nsp - 1]);
-    int64_t grain = row_grain(s->roi[s->nsp - 1]);
-    /* nnU-Net: net(x) + sum over the non-empty subsets S of the mirror axes
-     * of flip(net(flip(x, S)), S), then / 2^k. */
+    /* nnU-Net: net(x) + sum over the non-empty subsets S of the mirror
+     * axes of flip(net(flip(x, S)), S), then / 2^k. */
     unsigned subs[1 << SW_MAX_SP];
     int nsub = mirror_subsets(s->mirror, subs);
     for (int i = 0; i < nsub && st >= 0; i++) {
@@ -728,36 +400,20 @@ static int blend_batch(lm_op_ctx *ctx, sw_run *r, int64_t first, int64_t nb)
         pred = NULL;
         if ((st = run_network(ctx, r, first, nb, subs[i], &pred)) < 0) break;
         if ((st = check_output(ctx, r, pred, nb)) < 0) break;
-        uj.first = false;
       }
-      uj.pred = lm_tensor_data(pred);
-      uj.flip = subs[i];
-      st = lm_parallel_for(e, ctx, rows, grain, unflip_rows, &uj);
+      st = sw_unflip_add(ctx, s, lm_tensor_data(pred), r->cout, nb, subs[i],
+                         i == 0, r->acc);
     }
     if (st < 0) goto done;
     src = r->acc;
-    /* the sums are in the window frame: C order over [B, C_out, roi...] */
-    int64_t v = 1;
-    for (int d = s->nsp - 1; d >= 0; d--) {
-      pstride[d] = v;
-      v *= s->roi[d];
-    }
-    pstride_c = r->roi_vox;
-    pstride_b = r->cout * r->roi_vox;
-    scale = 1.0f / (float)nsub; /* 2^k: exact */
+    pl = sw_window_layout(s, r->cout);
+    scale = 1.0f / (float)nsub; /* 1 / 2^k: exact */
   }
-  float *out = lm_tensor_data(r->out);
   /* Windows one after another: two windows of a batch may overlap. */
-  for (int64_t b = 0; b < nb && st >= 0; b++) {
-    scatter_job j = {.s = s, .pred = src + b * pstride_b, .pstride_c =
-                     pstride_c, .scale = scale, .w = r->w, .out = out,
-                     .cout = r->cout};
-    memcpy(j.pstride, pstride, sizeof pstride);
-    int64_t rows = scatter_region(s, &r->g, first + b, &j);
-    st = lm_parallel_for(e, ctx, rows * r->cout,
-                         row_grain(j.hi[j.row_axis] - j.lo[j.row_axis]),
-                         scatter_rows, &j);
-  }
+  float *out = lm_tensor_data(r->out);
+  for (int64_t b = 0; b < nb && st >= 0; b++)
+    st = sw_scatter(ctx, s, &r->g, first + b, src + b * pl.b, &pl, scale,
+                    r->w, out, r->cout);
 done:
   lm_tensor_release(pred);
   return st;

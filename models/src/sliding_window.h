@@ -1,0 +1,88 @@
+/* Internal to SlidingWindowInfer (sliding_window.c, the op and its batch
+ * loop; sliding_window_copy.c, the data movement): what the options and
+ * shapes decide, the window grid, and the kernels that move windows between
+ * the image, the network's buffers and the output.  No Lua here. */
+#ifndef LM_SLIDING_WINDOW_H
+#define LM_SLIDING_WINDOW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lumen.h"
+#include "sliding_window_math.h"
+
+#define SW_MAX_SP 3
+
+typedef enum sw_pad { SW_PAD_CONSTANT, SW_PAD_REPLICATE, SW_PAD_REFLECT,
+                      SW_PAD_CIRCULAR } sw_pad;
+
+/* Everything the options and shapes decide, before any data is touched. */
+typedef struct sw_setup {
+  lm_model *model;
+  sw_rule rule;
+  sw_blend blend;
+  sw_pad pad;
+  double overlap, sigma_scale, cval;
+  int64_t batch;           /* sw_batch_size */
+  int nsp;                 /* spatial dims of the image */
+  int64_t channels;        /* C of the image */
+  int64_t n[SW_MAX_SP];    /* image size */
+  int64_t roi[SW_MAX_SP];  /* window size per image axis; 1 on slice_axis */
+  int slice_axis;          /* -1, or the axis a 2-D network steps over */
+  bool zyx;                /* the network sees the spatial axes reversed */
+  unsigned mirror;         /* bit d: flip image axis d (nnU-Net TTA) */
+  int model_ndim;          /* 2 + spatial dims the network sees */
+  /* image axis d is the network's axis model_axis[d] (-1: slice axis) */
+  int model_axis[SW_MAX_SP];
+} sw_setup;
+
+/* The windows: per axis the starts on the padded grid (first axis slowest,
+ * as MONAI's meshgrid and nnU-Net's nested loops). */
+typedef struct sw_grid {
+  int64_t pad_before[SW_MAX_SP];
+  int64_t *starts[SW_MAX_SP];
+  int64_t count[SW_MAX_SP];
+  int64_t nwin;
+} sw_grid;
+
+/* Where a [B, C, window...] float buffer holds each window voxel: strides
+ * per image axis (0 on the slice axis), per channel and per window. */
+typedef struct sw_layout {
+  int64_t axis[SW_MAX_SP];
+  int64_t c, b;
+} sw_layout;
+
+/* The network's own buffers, dense C order over [B, C, network axes...]
+ * (the image axes without the slice axis, reversed for ZYX). */
+sw_layout sw_network_layout(const sw_setup *s, int64_t channels);
+/* The window frame: dense C order over [B, C, roi in image axis order]. */
+sw_layout sw_window_layout(const sw_setup *s, int64_t channels);
+
+/* Copy windows [first, first + nb) of x, each flipped along the image axes
+ * in `flip`, into dst (float32, sw_network_layout with the image's
+ * channels).  Voxels outside the image follow s->pad. */
+int sw_gather(lm_op_ctx *ctx, const sw_setup *s, const sw_grid *g,
+              lm_tensor *x, int64_t first, int64_t nb, unsigned flip,
+              float *dst);
+
+/* acc (window frame) = (first ? 0 : acc) + pred flipped back along `flip`;
+ * pred is the network's output for nb windows (network layout, cout
+ * channels). */
+int sw_unflip_add(lm_op_ctx *ctx, const sw_setup *s, const float *pred,
+                  int64_t cout, int64_t nb, unsigned flip, bool first,
+                  float *acc);
+
+/* out[c, v] += (pred[c, u] * scale) * w[u] over the part of window `win`
+ * inside the image; pred is that window's prediction read through layout
+ * pl (its b stride unused), out is (cout, n...) C order.  Windows that may
+ * overlap must be blended one after the other. */
+int sw_scatter(lm_op_ctx *ctx, const sw_setup *s, const sw_grid *g,
+               int64_t win, const float *pred, const sw_layout *pl,
+               float scale, const float *w, float *out, int64_t cout);
+
+/* count[v] += w[u] over the part of window `win` inside the image; count is
+ * (n...) C order. */
+int sw_scatter_weights(lm_op_ctx *ctx, const sw_setup *s, const sw_grid *g,
+                       int64_t win, const float *w, float *count);
+
+#endif
