@@ -459,6 +459,44 @@ static void test_built_model(void)
   free(m.p);
 }
 
+/* raw_data is used in place when it is aligned for its dtype and copied
+** when not: the same model behind doc_strings of lengths 0..3 puts the
+** weights at every offset mod 4. */
+static void test_zero_copy(void)
+{
+  static const float w[2] = {1.5f, -2.0f};
+  int in_place = 0, copied = 0;
+  for (int shift = 0; shift < 4; shift++) {
+    pbw g = {0}, m = {0};
+    pbw_toy_graph(&g, NULL);
+    pbw inner = pbw_model(&g);
+    char doc[8] = "abcdefg";
+    pbw_bytes(&m, 6, doc, (size_t)shift + 1);   /* ModelProto.doc_string, skipped */
+    pbw_raw(&m, inner.p, inner.n);
+    free(inner.p);
+    const uint8_t *raw = memmem(m.p, m.n, w, sizeof w);
+    int st;
+    lm_graph *gr = load_pbw(&m, "zc.onnx", &st);
+    CHECK_INT(st, LM_OK);
+    if (gr && raw) {
+      const lm_gvalue *v = &gr->values[lm_graph_find_value(gr, "w")];
+      CHECK(v->data && memcmp(v->data, w, sizeof w) == 0);
+      if ((uintptr_t)raw % 4 == 0) {
+        CHECK(v->data == raw);
+        in_place++;
+      } else {
+        CHECK(v->data != raw);
+        CHECK((uintptr_t)v->data % 4 == 0);
+        copied++;
+      }
+    }
+    lm_graph_free(gr);
+    free(m.p);
+  }
+  CHECK_INT(in_place, 1);
+  CHECK_INT(copied, 3);
+}
+
 /* A model whose only node gets extra attributes, or whose graph gets an
 ** extra initializer or node. */
 static pbw model_with(pbw *attrs, pbw *init, pbw *node)
@@ -712,6 +750,7 @@ static void test_external_data(void)
 int main(void)
 {
   RUN(test_built_model);
+  RUN(test_zero_copy);
   RUN(test_refusals);
   RUN(test_truncations);
   RUN(test_external_data);
