@@ -49,6 +49,10 @@
   X(lm_op_preview)                               \
   /* nnU-Net preprocessing */ \
   X(lm_op_class_locations)                       \
+  /* inference */ \
+  X(lm_op_load_model)                            \
+  X(lm_op_infer)                                 \
+  X(lm_op_sliding_window_infer)                  \
   /* end of the list */
 
 #define DECLARE(sym) extern const lm_op_desc sym;

@@ -551,6 +551,11 @@ int lm_model_load(lm_engine *e, const char *path, const lm_model_options *opt,
 int lm_model_load_graph(lm_engine *e, const char *json, size_t len,
                         const char *base_dir, const lm_model_options *opt,
                         lm_model **out);
+/* The model repository, where lm_model_load resolves a bare name ("demo":
+** no slash, no extension) to the package folder <repository>/demo:
+** $LUMEN_MODELS, else the source tree's models/ folder in a build tree,
+** else <prefix>/share/lumen/models.  Written into buf; returns buf. */
+char *lm_model_repository(char *buf, size_t len);
 lm_model *lm_model_retain(lm_model *m);   /* returns m */
 void lm_model_release(lm_model *m);       /* NULL is a no-op */
 /* The package name, or the file name without extension. */

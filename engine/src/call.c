@@ -16,6 +16,7 @@ static const char *arg_type_text(lm_arg_type t)
   case LM_ARG_BOOL: return "a boolean";
   case LM_ARG_STRING: return "a string";
   case LM_ARG_NUMBERS: return "a list of numbers";
+  case LM_ARG_MODEL: return "a model";
   }
   return "?";
 }
@@ -30,6 +31,7 @@ static const char *value_type_text(lm_value_type t)
   case LM_VALUE_STRING: return "string";
   case LM_VALUE_NUMBERS: return "list of numbers";
   case LM_VALUE_JSON: return "table";
+  case LM_VALUE_MODEL: return "model";
   }
   return "?";
 }
@@ -75,6 +77,9 @@ static int coerce(lm_engine *e, const char *opname, const lm_arg_desc *a,
       tmp.u.numbers.v = &one;
       tmp.u.numbers.n = 1;
     }
+    break;
+  case LM_ARG_MODEL:
+    if (v->type == LM_VALUE_MODEL && v->u.model) tmp = *v;
     break;
   }
   if (tmp.type == LM_VALUE_NIL)
@@ -356,6 +361,12 @@ const double *lm_arg_numbers(lm_op_ctx *ctx, const char *name, int *n)
   }
   if (n) *n = v->u.numbers.n;
   return v->u.numbers.v;
+}
+
+struct lm_model *lm_arg_model(lm_op_ctx *ctx, const char *name)
+{
+  const lm_value *v = arg(ctx, name);
+  return v && v->type == LM_VALUE_MODEL ? v->u.model : NULL;
 }
 
 int lm_ctx_set_output(lm_op_ctx *ctx, int i, lm_tensor *t)

@@ -2,8 +2,11 @@
  * cancellation, and the per-device CUDA executor threads.
  *
  * CPU jobs run on libuv's thread pool (uv_queue_work); CUDA jobs on one
- * thread per device; inline jobs (synchronous mode, LM_OP_INLINE ops) on
- * the loop thread at submission.  Jobs that do not come back through
+ * thread per device; network inference (LM_OP_MODEL ops) on the engine's
+ * own inference thread, so a long forward pass neither blocks the loop nor
+ * occupies one of libuv's few pool threads that file I/O needs; inline
+ * jobs (synchronous mode, LM_OP_INLINE ops) on the loop thread at
+ * submission.  Jobs that do not come back through
  * uv_queue_work's own callback are pushed on a locked completion queue and
  * announced with uv_async_send, which coalesces: the loop drains the whole
  * queue each time. */
@@ -13,12 +16,17 @@
 
 #include "internal.h"
 
-typedef enum { JOB_POOL, JOB_CUDA, JOB_INLINE } job_kind;
+typedef enum { JOB_POOL, JOB_CUDA, JOB_INLINE, JOB_MODEL } job_kind;
+
+/* The name the inference thread carries (visible in top, gdb, and to tests
+ * that check where an op ran). */
+#define MODEL_THREAD_NAME "lumen-infer"
 
 struct lm_job {
   lm_engine *e;
   lm_op_ctx ctx;
   atomic_bool cancel;
+  volatile int cancel_word;  /* mirrors cancel for model plans */
   lm_done_cb cb;
   void *userdata;
   job_kind kind;
@@ -45,6 +53,17 @@ typedef struct cuda_thread {
   lm_job *head, *tail;
 } cuda_thread;
 
+/* The inference thread: one, FIFO, started by the first LM_OP_MODEL job
+ * (most engines never run a network), joined when the engine goes. */
+typedef struct model_thread {
+  lm_exec *x;
+  bool started, stop;
+  pthread_t th;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  lm_job *head, *tail;
+} model_thread;
+
 struct lm_exec {
   lm_engine *e;
   uv_async_t *async;     /* NULL once closed */
@@ -57,6 +76,7 @@ struct lm_exec {
   void (*closed)(lm_engine *e);
   int ndev;
   cuda_thread *dev;
+  model_thread model;
 };
 
 /* ---- completion ---- */
@@ -240,6 +260,51 @@ int lm_exec_run_cuda_sync(lm_exec *x, lm_op_ctx *ctx)
   return st;
 }
 
+/* ---- the inference thread ---- */
+
+static void *model_main(void *arg)
+{
+  model_thread *m = arg;
+  pthread_setname_np(pthread_self(), MODEL_THREAD_NAME);
+  pthread_mutex_lock(&m->mu);
+  for (;;) {
+    while (!m->stop && !m->head) pthread_cond_wait(&m->cv, &m->mu);
+    if (!m->head) break; /* stop, queue empty */
+    lm_job *job = m->head;
+    m->head = job->qnext;
+    if (!m->head) m->tail = NULL;
+    pthread_mutex_unlock(&m->mu);
+    /* A job cancelled while queued ends here with LM_ECANCELED (lm_ctx_run
+     * looks at the flag before calling the kernel). */
+    job->status = lm_ctx_run(&job->ctx);
+    push_done(m->x, job);
+    pthread_mutex_lock(&m->mu);
+  }
+  pthread_mutex_unlock(&m->mu);
+  return NULL;
+}
+
+static int model_submit(lm_exec *x, lm_job *job)
+{
+  model_thread *m = &x->model;
+  pthread_mutex_lock(&m->mu);
+  if (!m->started) {
+    if (pthread_create(&m->th, NULL, model_main, m) != 0) {
+      pthread_mutex_unlock(&m->mu);
+      return lm_set_error(x->e, LM_ENOMEM, "%s: cannot start the inference thread",
+                          job->ctx.op->desc->name);
+    }
+    m->started = true;
+  }
+  job->qnext = NULL;
+  if (m->tail) m->tail->qnext = job;
+  else m->head = job;
+  m->tail = job;
+  pthread_cond_signal(&m->cv);
+  pthread_mutex_unlock(&m->mu);
+  return LM_OK;
+}
+
 /* ---- the executor object ---- */
 
 int lm_exec_new(lm_engine *e, lm_exec **out)
@@ -258,6 +323,9 @@ int lm_exec_new(lm_engine *e, lm_exec **out)
   }
   x->async->data = x;
   uv_unref((uv_handle_t *)x->async);
+  x->model.x = x;
+  pthread_mutex_init(&x->model.mu, NULL);
+  pthread_cond_init(&x->model.cv, NULL);
   x->ndev = e->cuda.ndevices;
   if (x->ndev > 0) {
     x->dev = calloc((size_t)x->ndev, sizeof *x->dev);
@@ -312,6 +380,19 @@ void lm_exec_free(lm_exec *x)
     pthread_cond_destroy(&d->cv);
   }
   free(x->dev);
+  model_thread *m = &x->model;
+  pthread_mutex_lock(&m->mu);
+  m->stop = true;
+  pthread_cond_signal(&m->cv);
+  pthread_mutex_unlock(&m->mu);
+  if (m->started) {
+    /* The last reference may drop on the inference thread itself (a
+     * kernel releasing a model); it cannot join itself. */
+    if (pthread_equal(m->th, pthread_self())) pthread_detach(m->th);
+    else pthread_join(m->th, NULL);
+  }
+  pthread_mutex_destroy(&m->mu);
+  pthread_cond_destroy(&m->cv);
   pthread_mutex_destroy(&x->mu);
   free(x);
 }
@@ -340,16 +421,20 @@ int lm_call_async(lm_engine *e, const char *op, lm_tensor *const *in, int nin,
   job->e = e;
   atomic_init(&job->cancel, false);
   job->ctx.cancel = &job->cancel;
+  job->ctx.cancel_word = &job->cancel_word;
   job->cb = cb;
   job->userdata = userdata;
   job->owned_by_caller = out != NULL;
   job->work.data = job;
   bool inline_run = e->cfg.synchronous || (job->ctx.op->desc->flags & LM_OP_INLINE);
   if (job->ctx.use_cuda) job->kind = JOB_CUDA;
-  else job->kind = inline_run ? JOB_INLINE : JOB_POOL;
+  else if (inline_run) job->kind = JOB_INLINE;
+  else job->kind = (job->ctx.op->desc->flags & LM_OP_MODEL) ? JOB_MODEL : JOB_POOL;
 
   if (job->kind == JOB_CUDA) {
     st = cuda_submit(x, job);
+  } else if (job->kind == JOB_MODEL) {
+    st = model_submit(x, job);
   } else if (job->kind == JOB_POOL) {
     st = uv_queue_work(e->loop, &job->work, work_cb, after_work_cb);
     if (st != 0)
@@ -380,6 +465,7 @@ int lm_job_cancel(lm_job *job)
 {
   if (!job) return LM_EINVAL;
   if (atomic_exchange(&job->cancel, true)) return LM_OK;
+  job->cancel_word = 1;
   lm_exec *x = job->e->exec;
   /* uv_cancel must run on the loop thread: ask it to. */
   atomic_store(&x->cancel_requested, true);

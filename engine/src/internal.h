@@ -172,6 +172,9 @@ struct lm_op_ctx {
   int err_status;
   char errmsg[LM_ERRMSG_MAX];
   atomic_bool *cancel;   /* the job's flag, or NULL */
+  /* The same flag as an int, for model plans (plan.h polls a volatile int
+   * between nodes); NULL outside jobs. */
+  const volatile int *cancel_word;
   bool use_cuda;         /* run the CUDA kernel */
   int cuda_device;
 };

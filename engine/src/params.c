@@ -1,4 +1,6 @@
-/* Named values (op options and scalar results), in insertion order. */
+/* Named values (op options and scalar results), in insertion order.  A
+ * MODEL value holds one model reference: copying retains, clearing
+ * releases (the model lives in models/, linked into the same library). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +29,8 @@ int lm_value_copy(lm_value *dst, const lm_value *src)
     if (n) memcpy(v, src->u.numbers.v, sizeof(double) * (size_t)n);
     dst->u.numbers.v = v;
     dst->u.numbers.n = n;
+  } else if (src->type == LM_VALUE_MODEL) {
+    lm_model_retain(src->u.model);
   }
   return LM_OK;
 }
@@ -36,6 +40,7 @@ void lm_value_clear(lm_value *v)
   if (v->type == LM_VALUE_STRING || v->type == LM_VALUE_JSON)
     free((char *)v->u.string);
   else if (v->type == LM_VALUE_NUMBERS) free((double *)v->u.numbers.v);
+  else if (v->type == LM_VALUE_MODEL) lm_model_release(v->u.model);
   v->type = LM_VALUE_NIL;
 }
 
@@ -124,6 +129,13 @@ int lm_params_set_numbers(lm_params *p, const char *name, const double *v, int n
 {
   if (n < 0 || (n > 0 && !v)) return LM_EINVAL;
   lm_value x = {.type = LM_VALUE_NUMBERS, .u.numbers = {v, n}};
+  return set(p, name, &x);
+}
+
+int lm_params_set_model(lm_params *p, const char *name, struct lm_model *m)
+{
+  if (!m) return LM_EINVAL;
+  lm_value x = {.type = LM_VALUE_MODEL, .u.model = m};
   return set(p, name, &x);
 }
 

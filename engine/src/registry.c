@@ -259,7 +259,7 @@ int lm_op_register(lm_engine *e, const lm_op_desc *d)
         entry_free(op);
         return lm_set_error(e, LM_EINVAL, "%s: argument '%s' is declared twice", nm, a->name);
       }
-    if ((unsigned)a->type > LM_ARG_NUMBERS) {
+    if ((unsigned)a->type > LM_ARG_MODEL) {
       entry_free(op);
       return lm_set_error(e, LM_EINVAL, "%s: argument '%s' has an unknown type %d", nm,
                           a->name, (int)a->type);
@@ -270,7 +270,8 @@ int lm_op_register(lm_engine *e, const lm_op_desc *d)
     }
     int st = lm_parse_default(a->def, a->type, &op->defaults[i]);
     if (st < 0) {
-      static const char *tn[] = {"number", "integer", "boolean", "string", "list of numbers"};
+      static const char *tn[] = {"number", "integer", "boolean", "string", "list of numbers",
+                                 "model (only nil as a default)"};
       entry_free(op);
       if (st == LM_ENOMEM) return lm_set_error(e, st, "out of memory (registry)");
       return lm_set_error(e, LM_EINVAL, "%s: default of '%s' (%s) is not a valid %s", nm,

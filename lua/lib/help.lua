@@ -35,6 +35,10 @@ function lumen.describe(op)
   add(("%s: %s"):format(info.name, info.summary or ""))
   if info.alias then add("  alias: " .. info.alias) end
   local call = info.name .. "("
+  -- A MODEL option may be given positionally, before the tensors.
+  for _, a in ipairs(info.args) do
+    if a.type == "model" then call = call .. a.name .. ", " end
+  end
   if info.inputs and info.inputs ~= "" then call = call .. info.inputs .. ", " end
   add("  call:    " .. call .. "{options})")
   add("  inputs:  " .. ((info.inputs and info.inputs ~= "") and info.inputs or "none (source op)"))
@@ -87,6 +91,12 @@ function lumen.help(x)
     print(tostring(x))
     print("methods: shape dtype spacing affine orientation layout device numel ndim\n" ..
           "  to clone contiguous stats get set values trace share free (indices 0-based)")
+    return
+  end
+  if lumen.ismodel(x) then
+    print(tostring(x))
+    print("fields: name axes inputs outputs labels metadata\n" ..
+          "methods: infer(x, opts) free (Infer(model, x) is the same as model:infer(x))")
     return
   end
   local text, err = lumen.describe(x)

@@ -29,6 +29,7 @@
 #define LML_TENSOR_MT "lumen.tensor"
 #define LML_TASK_MT "lumen.task"
 #define LML_ERROR_MT "lumen.error"
+#define LML_MODEL_MT "lumen.model"
 
 typedef struct lml_task lml_task;
 typedef struct lml_pending lml_pending;
@@ -42,6 +43,7 @@ typedef struct lml_ctx {
   bool turning;            /* inside lm_engine_run: no nested turns */
   int64_t live_tasks;      /* managed coroutines not yet finished */
   int64_t live_boxes;      /* tensor userdata still holding a tensor */
+  int64_t live_models;     /* Model userdata still holding a model */
   int npending;            /* jobs and timers in flight (each will call back) */
   int nclosing;            /* fired timers whose handle is still closing */
   lua_State *helper;       /* a clean thread for the scheduler's own work */
@@ -74,6 +76,14 @@ lm_tensor *lml_tensor_test(lua_State *L, int idx);
 /* The tensor at idx, or NULL (no raise) with *released telling whether
 ** idx is a released box. */
 lm_tensor *lml_tensor_peek(lua_State *L, int idx, bool *released);
+
+/* model.c: the Model userdata, lumen.Model (methods), lumen.load_graph. */
+void lml_model_open(lua_State *L, int module_idx);
+/* Push a new Model box that takes over the reference m. */
+void lml_model_push(lua_State *L, lml_ctx *ctx, lm_model *m);
+/* The model at idx, or NULL (no raise) with *released telling whether idx
+** is a released Model. */
+lm_model *lml_model_peek(lua_State *L, int idx, bool *released);
 
 /* ops.c */
 void lml_ops_open(lua_State *L, int module_idx);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <lauxlib.h>
 #include <uv.h>
@@ -18,6 +19,10 @@ static const char usage[] =
     "commands:\n"
     "  run SCRIPT [ARGS...]  run a Lua script as a managed coroutine; its\n"
     "                        arguments are in `arg` (arg[0] is the script)\n"
+    "  run [--models DIR] PACKAGE IN OUT\n"
+    "                        run a model package (a folder, or a name in the\n"
+    "                        model repository) on image IN, save the labels to OUT\n"
+    "  models [DIR]          list the model packages of a repository folder\n"
     "  repl                  interactive prompt (the default with no command)\n"
     "  ops [NAME]            list every op with its summary, or describe one\n"
     "  SCRIPT.lua [ARGS...]  short for `run SCRIPT.lua [ARGS...]`\n"
@@ -26,6 +31,8 @@ static const char usage[] =
     "  -j N, --threads N     compute threads (default: number of cores)\n"
     "  --sync                debug mode: run every kernel inline on the loop thread\n"
     "  --no-cuda             do not load the CUDA plugin\n"
+    "  --models DIR          the model repository (default $LUMEN_MODELS, else\n"
+    "                        the models/ folder of lumen's sources or install)\n"
     "  --version             print the version\n"
     "  -h, --help            print this help\n";
 
@@ -112,9 +119,64 @@ static int script_start(lua_State *L)
   return script_done(L, LUA_OK, 0);
 }
 
+/* Names resolve in the repository inside the library (lm_model_load), so
+** the command line's choice travels as the environment variable. */
+static void set_models_dir(const char *dir)
+{
+  setenv("LUMEN_MODELS", dir, 1);
+}
+
+static bool is_dir(const char *path)
+{
+  struct stat sb;
+  return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* A package run: lumen.run_package(PACKAGE, IN, OUT) as a managed
+** coroutine. */
+static int run_package(const lm_config *cfg, int argc, char **argv)
+{
+  if (argc != 3)
+    return fail("%s", "run: a model package takes an input and an output image "
+                      "(lumen run PACKAGE IN OUT)");
+  lm_host *h;
+  if (host_or_fail(cfg, &h)) return 1;
+  lua_State *L = lm_host_lua(h);
+  lua_getglobal(L, "lumen");
+  lua_getfield(L, -1, "run_package");
+  lua_remove(L, -2);
+  for (int i = 0; i < 3; i++) lua_pushstring(L, argv[i]);
+  int rc = 0;
+  if (lm_host_call(h, 3, 1) != LUA_OK) {
+    fprintf(stderr, "lumen: %s\n", lua_tostring(L, -1));
+    rc = 1;
+  } else {
+    printf("%s: %s\n", argv[2], lua_tostring(L, -1) ? lua_tostring(L, -1) : "saved");
+  }
+  lua_pop(L, 1);
+  if (lm_host_drain(h) != 0) rc = 1;
+  lm_host_free(h);
+  return rc;
+}
+
+static bool is_bare_name(const char *s)
+{
+  return *s && !strchr(s, '/') && !strchr(s, '.');
+}
+
 static int cmd_run(const lm_config *cfg, int argc, char **argv, const char *self)
 {
+  while (argc >= 2 && strcmp(argv[0], "--models") == 0) {
+    set_models_dir(argv[1]);
+    argc -= 2;
+    argv += 2;
+  }
   if (argc < 1) return fail("%s", "run: no script given (lumen run SCRIPT [ARGS...])");
+  /* A folder is a model package; so is a bare name that is no file here
+  ** (it names a package of the repository). */
+  struct stat sb;
+  if (is_dir(argv[0]) || (is_bare_name(argv[0]) && stat(argv[0], &sb) != 0))
+    return run_package(cfg, argc, argv);
   const char *script = argv[0];
   lm_host *h;
   if (host_or_fail(cfg, &h)) return 1;
@@ -206,6 +268,16 @@ static int cmd_ops(const lm_config *cfg, int argc, char **argv)
   return rc;
 }
 
+static int cmd_models(const lm_config *cfg, int argc, char **argv)
+{
+  if (argc > 1) return fail("%s", "models: at most one folder");
+  lm_host *h;
+  if (host_or_fail(cfg, &h)) return 1;
+  int rc = print_from_prelude(h, "model_table", argc == 1 ? argv[0] : NULL);
+  lm_host_free(h);
+  return rc;
+}
+
 static int cmd_repl(const lm_config *cfg, int argc, char **argv)
 {
   lm_host *h;
@@ -249,6 +321,9 @@ int main(int argc, char **argv)
       cfg.synchronous = true;
     } else if (strcmp(a, "--no-cuda") == 0) {
       cfg.no_cuda = true;
+    } else if (strcmp(a, "--models") == 0) {
+      if (++i >= argc) return fail("%s needs a folder", a);
+      set_models_dir(argv[i]);
     } else if (strcmp(a, "--") == 0) {
       i++;
       break;
@@ -261,6 +336,7 @@ int main(int argc, char **argv)
   const char *cmd = argv[i];
   if (strcmp(cmd, "run") == 0) return cmd_run(&cfg, argc - i - 1, argv + i + 1, argv[0]);
   if (strcmp(cmd, "ops") == 0) return cmd_ops(&cfg, argc - i - 1, argv + i + 1);
+  if (strcmp(cmd, "models") == 0) return cmd_models(&cfg, argc - i - 1, argv + i + 1);
   if (strcmp(cmd, "repl") == 0) return cmd_repl(&cfg, argc - i - 1, argv + i + 1);
   if (ends_with(cmd, ".lua")) return cmd_run(&cfg, argc - i, argv + i, argv[0]);
   fprintf(stderr, "lumen: unknown command '%s'\n%s", cmd, usage);

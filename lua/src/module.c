@@ -55,8 +55,9 @@ static int l_isatty(lua_State *L)
 
 /* lumen.debug.live() -> counts of what is alive: tensors (engine-wide),
 ** jobs, tasks (managed coroutines not finished), boxes (tensor userdata
-** holding a tensor), pending (jobs and timers in flight), host_bytes,
-** device_bytes.  Zeros before the engine exists. */
+** holding a tensor), models (Model userdata holding a model), pending (jobs
+** and timers in flight), host_bytes, device_bytes.  Zeros before the engine
+** exists. */
 static int l_live(lua_State *L)
 {
   lml_ctx *ctx = lml_ctx_get(L);
@@ -72,6 +73,8 @@ static int l_live(lua_State *L)
   lua_setfield(L, -2, "tasks");
   lua_pushinteger(L, ctx->live_boxes);
   lua_setfield(L, -2, "boxes");
+  lua_pushinteger(L, ctx->live_models);
+  lua_setfield(L, -2, "models");
   lua_pushinteger(L, ctx->npending);
   lua_setfield(L, -2, "pending");
   lua_pushinteger(L, s.host_bytes);
@@ -145,6 +148,7 @@ int luaopen_lumen(lua_State *L)
   lua_setfield(L, -2, "live");
   lua_setfield(L, m, "debug");
   lml_tensor_open(L, m);
+  lml_model_open(L, m);
   lml_sched_open(L, m);
   lml_ops_open(L, m);
   lml_fs_open(L, m);

@@ -4,11 +4,16 @@
 **
 **   outputs..., [results] = Op(tensor, ..., {option = value, ...})
 **
-** Positional tensor inputs come first, then one options table.  Options are
+** Positional tensor inputs come first, then one options table.  A Model
+** may also be given positionally (Infer(model, x)) for an op with a MODEL
+** option, and a leading string is the 'path' option of a source op without
+** tensor outputs (LoadModel("models/demo")).  Options are
 ** checked against the descriptor before anything is allocated or queued, so
 ** misuse raises at once with "bad argument #n to 'Op' (...)".  The call
 ** returns the output tensors, then, if the op gave scalar results (such as
-** LoadNifti's header facts), one table of them last.
+** LoadNifti's header facts), one table of them last.  MODEL results become
+** Model objects; an op whose only result is one model and that has no
+** tensor output (LoadModel) returns the Model itself.
 **
 ** Inside a coroutine managed by lumen's scheduler the op is submitted with
 ** lm_call_async and the coroutine yields until the loop resumes it.
@@ -30,12 +35,12 @@ static const char opfuncs_key = 'f'; /* name -> function */
 static const char opnames_key = 'n'; /* function -> name */
 
 static const char *const arg_type_names[] = {
-  "a number", "an integer", "a boolean", "a string", "a list of numbers"
+  "a number", "an integer", "a boolean", "a string", "a list of numbers", "a Model"
 };
 
 /* The same without the article, for listings. */
 static const char *const arg_type_words[] = {
-  "number", "integer", "boolean", "string", "list of numbers"
+  "number", "integer", "boolean", "string", "list of numbers", "model"
 };
 
 static const char *arg_type_name(lm_arg_type t)
@@ -158,12 +163,32 @@ static bool value_fits(lua_State *L, int idx, lm_arg_type t)
     }
     return (lua_Unsigned)count == n;
   }
+  case LM_ARG_MODEL: {
+    bool released;
+    return lml_model_peek(L, idx, &released) != NULL;
+  }
   }
   return false;
 }
 
+/* Options given positionally (a Model, a leading path string): the index
+** of the descriptor's arg and the stack slot holding the value. */
+typedef struct positional {
+  int arg;
+  int idx;
+} positional;
+#define MAX_POSITIONAL 4
+
+static bool given_positionally(const positional *pos, int npos, int arg)
+{
+  for (int i = 0; i < npos; i++)
+    if (pos[i].arg == arg) return true;
+  return false;
+}
+
 /* Pass 1: check every option (raises; allocates nothing). */
-static void check_options(lua_State *L, const lm_op_desc *d, int optidx, int argpos)
+static void check_options(lua_State *L, const lm_op_desc *d, int optidx, int argpos,
+                          const positional *pos, int npos)
 {
   if (optidx) {
     lua_pushnil(L);
@@ -184,12 +209,15 @@ static void check_options(lua_State *L, const lm_op_desc *d, int optidx, int arg
                                                  key, arg_type_name(a->type),
                                                  luaL_typename(L, -1)));
       }
+      if (given_positionally(pos, npos, (int)(a - d->args)))
+        op_argerror(L, d, argpos, lua_pushfstring(L, "option '%s' is given twice (as an "
+                                                     "argument and in the options)", key));
       lua_pop(L, 1);
     }
   }
   for (int i = 0; i < d->nargs; i++) {
     const lm_arg_desc *a = &d->args[i];
-    if (a->def) continue;
+    if (a->def || given_positionally(pos, npos, i)) continue;
     bool present = false;
     if (optidx) {
       present = lua_getfield(L, optidx, a->name) != LUA_TNIL;
@@ -202,11 +230,20 @@ static void check_options(lua_State *L, const lm_op_desc *d, int optidx, int arg
 }
 
 /* Pass 2: build the params (no raise; returns a status). */
-static int build_options(lua_State *L, const lm_op_desc *d, int optidx, lm_params **out)
+static int build_options(lua_State *L, const lm_op_desc *d, int optidx, const positional *pos,
+                         int npos, lm_params **out)
 {
   lm_params *p = NULL;
   int st = lm_params_new(&p);
   if (st < 0) return st;
+  for (int i = 0; i < npos && st >= 0; i++) {
+    const lm_arg_desc *a = &d->args[pos[i].arg];
+    bool released;
+    if (a->type == LM_ARG_MODEL)
+      st = lm_params_set_model(p, a->name, lml_model_peek(L, pos[i].idx, &released));
+    else
+      st = lm_params_set_string(p, a->name, lua_tostring(L, pos[i].idx));
+  }
   if (optidx) {
     lua_pushnil(L);
     while (st >= 0 && lua_next(L, optidx)) {
@@ -239,6 +276,11 @@ static int build_options(lua_State *L, const lm_op_desc *d, int optidx, lm_param
         }
         st = lm_params_set_numbers(p, key, v, n);
         free(v);
+        break;
+      }
+      case LM_ARG_MODEL: {
+        bool released;
+        st = lm_params_set_model(p, key, lml_model_peek(L, -1, &released));
         break;
       }
       }
@@ -285,6 +327,9 @@ static void push_value(lua_State *L, const lm_value *v)
       lua_rawseti(L, -2, i + 1);
     }
     break;
+  case LM_VALUE_MODEL:
+    lml_model_push(L, lml_ctx_get(L), lm_model_retain(v->u.model));
+    break;
   default:
     lua_pushnil(L);
   }
@@ -316,6 +361,36 @@ static int push_outputs(lua_State *L, lml_ctx *ctx, lm_tensor **out, int nout)
   return nout;
 }
 
+/* The one model of results that hold nothing else, or NULL. */
+static lm_model *sole_model(const lm_params *res)
+{
+  lm_value v;
+  if (lm_params_count(res) != 1 || !lm_params_at(res, 0, &v)) return NULL;
+  return v.type == LM_VALUE_MODEL ? v.u.model : NULL;
+}
+
+/* Push outputs then results (a table, or the Model itself for an op that
+** returns only a model); the out[] references move to Lua.  Returns the
+** count pushed. */
+static int push_returns(lua_State *L, lml_ctx *ctx, lm_tensor **out, int nout,
+                        const lm_params *res)
+{
+  if (!res || lm_params_count(res) == 0) return push_outputs(L, ctx, out, nout);
+  lm_model *only = nout == 0 ? sole_model(res) : NULL;
+  if (only) {
+    lml_model_push(L, ctx, lm_model_retain(only));
+    return 1;
+  }
+  /* Results are converted first (they may be freed right after), then
+  ** moved behind the outputs. */
+  push_params(L, res);
+  int rt = lua_gettop(L);
+  int n = push_outputs(L, ctx, out, nout);
+  lua_pushvalue(L, rt);
+  lua_remove(L, rt);
+  return n + 1;
+}
+
 /* ---- the generic op call ---- */
 
 static int op_k(lua_State *L, int status, lua_KContext kctx)
@@ -335,23 +410,33 @@ static int op_k(lua_State *L, int status, lua_KContext kctx)
   if (nout > LM_MAX_OUTPUTS) nout = LM_MAX_OUTPUTS;
   lm_tensor *out[LM_MAX_OUTPUTS];
   for (int i = 0; i < nout; i++) out[i] = lm_tensor_retain(lm_job_output(job, i));
-  /* Results are converted before the job (which owns them) is released;
-  ** the tensors were retained above, so the order is safe. */
-  const lm_params *res = lm_job_results(job);
-  int n;
-  if (res && lm_params_count(res) > 0) {
-    push_params(L, res);
-    lm_job_release(job);
-    int rt = lua_gettop(L);
-    n = push_outputs(L, ctx, out, nout);
-    lua_pushvalue(L, rt);
-    lua_remove(L, rt);
-    n++;
-  } else {
-    lm_job_release(job);
-    n = push_outputs(L, ctx, out, nout);
-  }
+  /* The tensors were retained above; the job (which owns the results) is
+  ** released once they have been converted. */
+  int n = push_returns(L, ctx, out, nout, lm_job_results(job));
+  lm_job_release(job);
   return n;
+}
+
+/* Is the argument at idx an option given positionally?  A Model fills
+** the op's first MODEL option not yet given; a string in first position
+** fills the op's 'path' option.  Returns the arg index, or -1. */
+static int positional_option(lua_State *L, const lm_op_desc *d, int idx,
+                             const positional *pos, int npos)
+{
+  bool released;
+  if (lml_model_peek(L, idx, &released)) {
+    for (int a = 0; a < d->nargs; a++)
+      if (d->args[a].type == LM_ARG_MODEL && !given_positionally(pos, npos, a)) return a;
+    return -1;
+  }
+  /* Only for ops that return a value rather than tensors (LoadModel): the
+  ** image loaders keep the options-table form. */
+  if (idx == 1 && lua_type(L, idx) == LUA_TSTRING && (d->flags & LM_OP_SOURCE) &&
+      (!d->outputs || !*d->outputs)) {
+    const lm_arg_desc *a = find_arg(d, "path");
+    if (a && a->type == LM_ARG_STRING) return (int)(a - d->args);
+  }
+  return -1;
 }
 
 static int l_op_call(lua_State *L)
@@ -368,8 +453,19 @@ static int l_op_call(lua_State *L)
   int maxin = d->max_inputs < LML_MAX_INPUTS ? d->max_inputs : LML_MAX_INPUTS;
   if (maxin < 0) maxin = LML_MAX_INPUTS;
   lm_tensor *in[LML_MAX_INPUTS];
+  positional pos[MAX_POSITIONAL];
+  int npos = 0, ntensors = 0;
   for (int i = 1; i <= nin; i++) {
-    if (i > maxin) {
+    int slot = positional_option(L, d, i, pos, npos);
+    if (slot >= 0) {
+      if (npos == MAX_POSITIONAL)
+        return op_argerror(L, d, i, "too many positional options");
+      pos[npos].arg = slot;
+      pos[npos].idx = i;
+      npos++;
+      continue;
+    }
+    if (ntensors + 1 > maxin) {
       if (luaL_testudata(L, i, LML_TENSOR_MT))
         return op_argerror(L, d, i, lua_pushfstring(L, "too many tensor inputs (at most %d: %s)",
                                                    maxin, d->inputs ? d->inputs : ""));
@@ -377,20 +473,25 @@ static int l_op_call(lua_State *L)
                                                  luaL_typename(L, i)));
     }
     bool released;
-    in[i - 1] = lml_tensor_peek(L, i, &released);
+    in[ntensors] = lml_tensor_peek(L, i, &released);
     if (released) return op_argerror(L, d, i, "attempt to use a released tensor");
-    if (!in[i - 1])
+    if (!in[ntensors]) {
+      lml_model_peek(L, i, &released);
+      if (released) return op_argerror(L, d, i, "attempt to use a released model");
       return op_argerror(L, d, i, lua_pushfstring(L, LML_TENSOR_MT " expected, got %s",
                                                   luaL_typename(L, i)));
+    }
+    ntensors++;
   }
-  if (nin < d->min_inputs)
+  if (ntensors < d->min_inputs)
     return op_argerror(L, d, nin + 1, lua_pushfstring(L, "tensor input expected (inputs: %s), got %s",
                                                      d->inputs ? d->inputs : "",
                                                      luaL_typename(L, nin + 1)));
-  check_options(L, d, optidx, optidx ? optidx : nin + 1);
+  check_options(L, d, optidx, optidx ? optidx : nin + 1, pos, npos);
+  nin = ntensors;
 
   lm_params *params = NULL;
-  int st = build_options(L, d, optidx, &params);
+  int st = build_options(L, d, optidx, pos, npos, &params);
   if (st < 0) return lml_error_raise(L, st, d->name, "cannot build the options");
 
   lml_task *task = lml_task_current(L);
@@ -416,21 +517,8 @@ static int l_op_call(lua_State *L)
   st = lm_call(e, d->name, in, nin, params, out, &nout, &res);
   lm_params_free(params);
   if (st < 0) return lml_error_raise(L, st, d->name, lm_errmsg(e));
-  /* Results go first on the stack and are moved behind the outputs. */
-  int rt = 0;
-  if (res) {
-    if (lm_params_count(res) > 0) {
-      push_params(L, res);
-      rt = lua_gettop(L);
-    }
-    lm_params_free(res);
-  }
-  int n = push_outputs(L, ctx, out, nout);
-  if (rt) {
-    lua_pushvalue(L, rt);
-    lua_remove(L, rt);
-    n++;
-  }
+  int n = push_returns(L, ctx, out, nout, res);
+  lm_params_free(res);
   return n;
 }
 

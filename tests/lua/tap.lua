@@ -1,6 +1,6 @@
 -- A TAP harness for the Lua tests, in luv's style: each test is one TAP
 -- point; after each, garbage is collected and the test fails if it left a
--- tensor, a job, a managed coroutine or a pending callback alive.
+-- tensor, a Model, a job, a managed coroutine or a pending callback alive.
 --
 --   local tap = dofile(TESTDIR .. "tap.lua")
 --   tap.test("name", function(t) t:eq(1 + 1, 2) end)
@@ -87,7 +87,10 @@ function T:tmpdir()
 end
 
 function T:cleanup()
-  for _, d in ipairs(self.dirs or {}) do
+  -- Newest first, so folders made inside a tmpdir go before it.
+  local dirs = self.dirs or {}
+  for i = #dirs, 1, -1 do
+    local d = dirs[i]
     for _, name in ipairs(lumen.fs.list(d) or {}) do lumen.fs.remove(d .. "/" .. name) end
     lumen.fs.remove(d)
   end
@@ -100,7 +103,7 @@ function T:data(rel)
   return root .. "/" .. rel
 end
 
-local LEAK_KEYS = {"tensors", "jobs", "tasks", "boxes", "pending"}
+local LEAK_KEYS = {"tensors", "jobs", "tasks", "boxes", "models", "pending"}
 
 local function settle()
   collectgarbage()
