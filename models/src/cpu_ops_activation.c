@@ -1,7 +1,8 @@
 /* Unary element-wise ops: activations (Relu, LeakyRelu, Elu, Selu, Celu,
  * Gelu, Sigmoid, HardSigmoid, HardSwish, Tanh, Softplus, Softsign, Clip,
  * ThresholdedRelu) and math (Erf, Exp, Log, Sqrt, Abs, Neg, Reciprocal,
- * Floor, Ceil, Round, Sign, Sin, Cos).  float32 runs in float with the
+ * Floor, Ceil, Round, Sign, trigonometric and hyperbolic functions, Shrink,
+ * IsNaN, IsInf).  float32 runs in float with the
  * C library's float functions (as torch and numpy do for float32); other
  * dtypes go through double.  (PRelu is binary: cpu_ops_elementwise.c.) */
 #include "cpu_ops_internal.h"
@@ -13,7 +14,8 @@ typedef enum un_op {
   U_RELU, U_LEAKY, U_ELU, U_SELU, U_CELU, U_GELU, U_GELU_TANH, U_SIGMOID,
   U_HSIGMOID, U_HSWISH, U_TANH, U_SOFTPLUS, U_SOFTSIGN, U_CLIP, U_THRELU,
   U_ERF, U_EXP, U_LOG, U_SQRT, U_ABS, U_NEG, U_RECIP, U_FLOOR, U_CEIL,
-  U_ROUND, U_SIGN, U_SIN, U_COS
+  U_ROUND, U_SIGN, U_SIN, U_COS, U_TAN, U_ASIN, U_ACOS, U_ATAN, U_SINH, U_COSH,
+  U_ASINH, U_ACOSH, U_ATANH, U_SHRINK
 } un_op;
 
 typedef struct un_params {
@@ -53,6 +55,16 @@ static double un_scalar(un_op op, const un_params *p, double x)
   case U_SIGN: return x > 0 ? 1 : x < 0 ? -1 : 0;
   case U_SIN: return sin(x);
   case U_COS: return cos(x);
+  case U_TAN: return tan(x);
+  case U_ASIN: return asin(x);
+  case U_ACOS: return acos(x);
+  case U_ATAN: return atan(x);
+  case U_SINH: return sinh(x);
+  case U_COSH: return cosh(x);
+  case U_ASINH: return asinh(x);
+  case U_ACOSH: return acosh(x);
+  case U_ATANH: return atanh(x);
+  case U_SHRINK: return x < -p->alpha ? x + p->beta : x > p->alpha ? x - p->beta : 0;
   }
   return x;
 }
@@ -155,6 +167,51 @@ DEF_UNARY(eval_round, U_ROUND, (void)0)
 DEF_UNARY(eval_sign, U_SIGN, (void)0)
 DEF_UNARY(eval_sin, U_SIN, (void)0)
 DEF_UNARY(eval_cos, U_COS, (void)0)
+DEF_UNARY(eval_tan, U_TAN, (void)0)
+DEF_UNARY(eval_asin, U_ASIN, (void)0)
+DEF_UNARY(eval_acos, U_ACOS, (void)0)
+DEF_UNARY(eval_atan, U_ATAN, (void)0)
+DEF_UNARY(eval_sinh, U_SINH, (void)0)
+DEF_UNARY(eval_cosh, U_COSH, (void)0)
+DEF_UNARY(eval_asinh, U_ASINH, (void)0)
+DEF_UNARY(eval_acosh, U_ACOSH, (void)0)
+DEF_UNARY(eval_atanh, U_ATANH, (void)0)
+DEF_UNARY(eval_shrink, U_SHRINK, p.alpha = lm_gnode_attr_float(n, "lambd", 0.5);
+          p.beta = lm_gnode_attr_float(n, "bias", 0.0))
+
+/* IsNaN, IsInf: bool (uint8) outputs. */
+static int infer_is(lm_graph *g, const lm_gnode *n)
+{
+  const lm_gvalue *x = ops_in(g, n, 0);
+  if (!x) return ops_fail(g, n, "input X is missing");
+  if (x->ndim >= 0) ops_set_out(g, n, 0, LM_U8, x->ndim, x->shape);
+  return LM_OK;
+}
+
+static int eval_isnan(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_tensor *out,
+                      int nout, char *err, size_t errlen)
+{
+  if (nin < 1 || !in[0].data) return ops_eval_fail(err, errlen, n, "input X is missing");
+  int64_t total = ops_rt_numel(&in[0]);
+  uint8_t *y = out[0].data;
+  for (int64_t i = 0; i < total; i++) y[i] = isnan(ops_get(&in[0], i));
+  return LM_OK;
+}
+
+static int eval_isinf(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_tensor *out,
+                      int nout, char *err, size_t errlen)
+{
+  if (nin < 1 || !in[0].data) return ops_eval_fail(err, errlen, n, "input X is missing");
+  bool pos = lm_gnode_attr_int(n, "detect_positive", 1) != 0;
+  bool neg = lm_gnode_attr_int(n, "detect_negative", 1) != 0;
+  int64_t total = ops_rt_numel(&in[0]);
+  uint8_t *y = out[0].data;
+  for (int64_t i = 0; i < total; i++) {
+    double v = ops_get(&in[0], i);
+    y[i] = isinf(v) && ((v > 0 && pos) || (v < 0 && neg));
+  }
+  return LM_OK;
+}
 
 /* Gelu: opset 20's approximate="none"|"tanh" (also what the tfjs loader
 ** emits).  Checked at infer; eval trusts it. */
@@ -237,5 +294,17 @@ const lm_cpu_kernel lm_ops_activation[] = {
   {"Sign", infer_unary, eval_sign, false},
   {"Sin", infer_unary, eval_sin, false},
   {"Cos", infer_unary, eval_cos, false},
+  {"Tan", infer_unary, eval_tan, false},
+  {"Asin", infer_unary, eval_asin, false},
+  {"Acos", infer_unary, eval_acos, false},
+  {"Atan", infer_unary, eval_atan, false},
+  {"Sinh", infer_unary, eval_sinh, false},
+  {"Cosh", infer_unary, eval_cosh, false},
+  {"Asinh", infer_unary, eval_asinh, false},
+  {"Acosh", infer_unary, eval_acosh, false},
+  {"Atanh", infer_unary, eval_atanh, false},
+  {"Shrink", infer_unary, eval_shrink, false},
+  {"IsNaN", infer_is, eval_isnan, false},
+  {"IsInf", infer_is, eval_isinf, false},
   {NULL, NULL, NULL, false},
 };

@@ -46,9 +46,10 @@ static int64_t bc_last(const bc_iter *it, int i)
 
 typedef enum bin_op {
   B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAX, B_MIN, B_PRELU,
-  B_EQ, B_LT, B_GT, B_LE, B_GE, B_AND, B_OR, B_XOR
+  B_EQ, B_LT, B_GT, B_LE, B_GE, B_AND, B_OR, B_XOR, B_MOD, B_FMOD
 } bin_op;
 
+/* Ops with no typed fast loop: comparisons (bool out) and Mod. */
 static bool bin_is_compare(bin_op op) { return op >= B_EQ; }
 
 /* out = a (op) b, same dtype in and out, typed loop. */
@@ -105,6 +106,13 @@ static double bin_scalar(bin_op op, double x, double y, bool integer)
   case B_AND: return (x != 0) && (y != 0);
   case B_OR: return (x != 0) || (y != 0);
   case B_XOR: return (x != 0) != (y != 0);
+  case B_MOD:   /* Python's %: the sign of the divisor */
+    if (y == 0) return 0;
+    {
+      double r = fmod(x, y);
+      return (r != 0 && ((r < 0) != (y < 0))) ? r + y : r;
+    }
+  case B_FMOD: return y == 0 ? (integer ? 0 : NAN) : fmod(x, y);
   }
   return 0;
 }
@@ -258,6 +266,23 @@ DEF_BIN_EVAL(eval_and, B_AND)
 DEF_BIN_EVAL(eval_or, B_OR)
 DEF_BIN_EVAL(eval_xor, B_XOR)
 
+static int eval_mod(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_tensor *out,
+                    int nout, char *err, size_t errlen)
+{
+  if (nin < 2 || !in[0].data || !in[1].data) return ops_eval_fail(err, errlen, n, "needs 2 inputs");
+  bool f = lm_gnode_attr_int(n, "fmod", 0) != 0;
+  binary(f ? B_FMOD : B_MOD, &in[0], &in[1], &out[0]);
+  return LM_OK;
+}
+
+static int infer_mod(lm_graph *g, const lm_gnode *n)
+{
+  const lm_gvalue *a = ops_in(g, n, 0);
+  if (a && a->dt_known && ops_is_float(a->dt) && !lm_gnode_attr_int(n, "fmod", 0))
+    return ops_fail(g, n, "float inputs need attribute fmod=1");
+  return infer_bin(g, n);
+}
+
 /* out = broadcast copy of t (any dtype, by element size). */
 static void bcast_copy(const lm_rt_tensor *t, lm_rt_tensor *out)
 {
@@ -385,6 +410,7 @@ const lm_cpu_kernel lm_ops_elementwise[] = {
   {"And", infer_compare, eval_and, false},
   {"Or", infer_compare, eval_or, false},
   {"Xor", infer_compare, eval_xor, false},
+  {"Mod", infer_mod, eval_mod, false},
   {"Where", infer_where, eval_where, false},
   {"Not", infer_not, eval_not, false},
   {NULL, NULL, NULL, false},

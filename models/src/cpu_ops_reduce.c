@@ -1,6 +1,6 @@
 /* Reductions and friends: ReduceMean/Sum/Max/Min/Prod/SumSquare/L1/L2/
- * LogSumExp, Softmax and LogSoftmax (opset 13 single-axis semantics and the
- * older 2-D coercion), ArgMax/ArgMin, MatMul and Gemm.
+ * LogSumExp/LogSum, Softmax and LogSoftmax (opset 13 single-axis semantics and the
+ * older 2-D coercion), Hardmax, ArgMax/ArgMin, CumSum, MatMul and Gemm.
  * Sums accumulate in double.  Work is split over output elements (or rows),
  * each computed by one thread, so results do not depend on thread count. */
 #include "cpu_ops_internal.h"
@@ -12,12 +12,15 @@
 
 /* ---- Reduce* ------------------------------------------------------------ */
 
-typedef enum red_op { R_MEAN, R_SUM, R_MAX, R_MIN, R_PROD, R_SUMSQ, R_L1, R_L2, R_LSE } red_op;
+typedef enum red_op {
+  R_MEAN, R_SUM, R_MAX, R_MIN, R_PROD, R_SUMSQ, R_L1, R_L2, R_LSE, R_LOGSUM
+} red_op;
 
 static const struct { const char *op; red_op r; } red_names[] = {
   {"ReduceMean", R_MEAN}, {"ReduceSum", R_SUM},     {"ReduceMax", R_MAX},
   {"ReduceMin", R_MIN},   {"ReduceProd", R_PROD},   {"ReduceSumSquare", R_SUMSQ},
   {"ReduceL1", R_L1},     {"ReduceL2", R_L2},       {"ReduceLogSumExp", R_LSE},
+  {"ReduceLogSum", R_LOGSUM},
 };
 
 static red_op red_of(const lm_gnode *n)
@@ -151,7 +154,7 @@ static int eval_reduce(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt
       }
       double v = ops_get(x, off);
       switch (op) {
-      case R_MEAN: case R_SUM: acc += v; break;
+      case R_MEAN: case R_SUM: case R_LOGSUM: acc += v; break;
       case R_MAX: if (v > acc || isnan(v)) acc = v; break;
       case R_MIN: if (v < acc || isnan(v)) acc = v; break;
       case R_PROD: acc *= v; break;
@@ -162,6 +165,7 @@ static int eval_reduce(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt
     }
     if (op == R_MEAN) acc = rsz ? acc / (double)rsz : NAN;
     if (op == R_L2) acc = sqrt(acc);
+    if (op == R_LOGSUM) acc = log(acc);
     if (op == R_LSE) acc = rsz ? log(acc) + mx : -INFINITY;
     ops_put(&out[0], o, acc);
   }
@@ -192,7 +196,9 @@ static int infer_softmax(lm_graph *g, const lm_gnode *n)
   return ops_infer_same(g, n);
 }
 
-static int softmax_eval(const lm_gnode *n, const lm_rt_tensor *in, lm_rt_tensor *out, bool log_out,
+typedef enum sm_kind { SM_SOFT, SM_LOG, SM_HARD } sm_kind;
+
+static int softmax_eval(const lm_gnode *n, const lm_rt_tensor *in, lm_rt_tensor *out, sm_kind kind,
                         char *err, size_t errlen)
 {
   const lm_rt_tensor *x = &in[0];
@@ -217,11 +223,19 @@ static int softmax_eval(const lm_gnode *n, const lm_rt_tensor *in, lm_rt_tensor 
     const float *xs = src + o * len * inner + i;
     float *ys = dst + o * len * inner + i;
     float mx = -INFINITY;
+    int64_t at = 0;
     for (int64_t j = 0; j < len; j++)
-      if (xs[j * inner] > mx) mx = xs[j * inner];
+      if (xs[j * inner] > mx) {
+        mx = xs[j * inner];
+        at = j;
+      }
+    if (kind == SM_HARD) {   /* 1 at the first maximum */
+      for (int64_t j = 0; j < len; j++) ys[j * inner] = j == at ? 1.0f : 0.0f;
+      continue;
+    }
     double sum = 0;
     for (int64_t j = 0; j < len; j++) sum += exp((double)xs[j * inner] - mx);
-    if (log_out) {
+    if (kind == SM_LOG) {
       double ls = log(sum);
       for (int64_t j = 0; j < len; j++) ys[j * inner] = (float)((double)xs[j * inner] - mx - ls);
     } else {
@@ -235,13 +249,19 @@ static int softmax_eval(const lm_gnode *n, const lm_rt_tensor *in, lm_rt_tensor 
 static int eval_softmax(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_tensor *out,
                         int nout, char *err, size_t errlen)
 {
-  return softmax_eval(n, in, out, false, err, errlen);
+  return softmax_eval(n, in, out, SM_SOFT, err, errlen);
+}
+
+static int eval_hardmax(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_tensor *out,
+                        int nout, char *err, size_t errlen)
+{
+  return softmax_eval(n, in, out, SM_HARD, err, errlen);
 }
 
 static int eval_logsoftmax(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_tensor *out,
                            int nout, char *err, size_t errlen)
 {
-  return softmax_eval(n, in, out, true, err, errlen);
+  return softmax_eval(n, in, out, SM_LOG, err, errlen);
 }
 
 /* ---- ArgMax, ArgMin ----------------------------------------------------- */
@@ -304,6 +324,43 @@ static int eval_argmin(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt
                        int nout, char *err, size_t errlen)
 {
   return arg_eval(n, in, out, false, err, errlen);
+}
+
+/* ---- CumSum ------------------------------------------------------------ */
+
+static int infer_cumsum(lm_graph *g, const lm_gnode *n)
+{
+  if (!ops_in(g, n, 0) || !ops_in(g, n, 1)) return ops_fail(g, n, "needs inputs x and axis");
+  return ops_infer_same(g, n);
+}
+
+static int eval_cumsum(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_tensor *out,
+                       int nout, char *err, size_t errlen)
+{
+  const lm_rt_tensor *x = &in[0];
+  int64_t ax;
+  int a;
+  if (nin < 2 || !x->data || ops_rt_ints(&in[1], &ax, 1) != 1 || !ops_axis(ax, x->ndim, &a))
+    return ops_eval_fail(err, errlen, n, "input axis must be one int in range");
+  bool excl = lm_gnode_attr_int(n, "exclusive", 0) != 0, rev = lm_gnode_attr_int(n, "reverse", 0) != 0;
+  int64_t outer = ops_numel(a, x->shape), len = x->shape[a];
+  int64_t inner = ops_numel(x->ndim - a - 1, x->shape + a + 1);
+  for (int64_t oi = 0; oi < outer * inner; oi++) {
+    int64_t o = oi / inner, i = oi % inner;
+    double acc = 0;
+    for (int64_t jj = 0; jj < len; jj++) {
+      int64_t j = rev ? len - 1 - jj : jj, at = (o * len + j) * inner + i;
+      double v = ops_get(x, at);
+      if (excl) {
+        ops_put(&out[0], at, acc);
+        acc += v;
+      } else {
+        acc += v;
+        ops_put(&out[0], at, acc);
+      }
+    }
+  }
+  return LM_OK;
 }
 
 /* ---- MatMul, Gemm ------------------------------------------------------- */
@@ -438,6 +495,9 @@ const lm_cpu_kernel lm_ops_reduce[] = {
   {"ReduceLogSumExp", infer_reduce, eval_reduce, false},
   {"Softmax", infer_softmax, eval_softmax, false},
   {"LogSoftmax", infer_softmax, eval_logsoftmax, false},
+  {"Hardmax", infer_softmax, eval_hardmax, false},
+  {"CumSum", infer_cumsum, eval_cumsum, false},
+  {"ReduceLogSum", infer_reduce, eval_reduce, false},
   {"ArgMax", infer_arg, eval_argmax, false},
   {"ArgMin", infer_arg, eval_argmin, false},
   {"MatMul", infer_matmul, eval_matmul, false},

@@ -1,6 +1,7 @@
 /* Shape and data-movement ops: Concat, Split, Slice, Gather, Shape, Size,
  * Unsqueeze, Squeeze, Flatten, Reshape, Transpose, Expand, Tile, Cast,
- * ConstantOfShape, Constant, Range, Identity, Dropout.
+ * CastLike, ConstantOfShape, Constant, Range, Identity, Dropout,
+ * DepthToSpace, SpaceToDepth, GatherElements, Trilu.
  *
  * They move elements of any dtype by element size.  infer reads constant
  * inputs (shapes, axes, starts/ends, repeats) where the output shape
@@ -818,6 +819,156 @@ static int eval_cast(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_t
   return LM_OK;
 }
 
+static int infer_castlike(lm_graph *g, const lm_gnode *n)
+{
+  const lm_gvalue *x = ops_in(g, n, 0), *like = ops_in(g, n, 1);
+  if (!x || !like) return ops_fail(g, n, "needs inputs input and target_type");
+  if (x->ndim >= 0 && like->dt_known) ops_set_out(g, n, 0, like->dt, x->ndim, x->shape);
+  return LM_OK;
+}
+
+static int eval_castlike(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_tensor *out,
+                         int nout, char *err, size_t errlen)
+{
+  if (!in[0].data) return ops_eval_fail(err, errlen, n, "input is missing");
+  int64_t total = ops_rt_numel(&in[0]);
+  if (in[0].dt == out[0].dt) return copy_eval(n, in, nin, out, nout, err, errlen);
+  for (int64_t i = 0; i < total; i++) ops_put(&out[0], i, ops_get(&in[0], i));
+  return LM_OK;
+}
+
+/* ---- DepthToSpace, SpaceToDepth: a reshape, a transpose, a reshape ----- */
+
+/* View of x as 6-D and the permutation that gives the output. */
+static const char *d2s_view(const lm_gnode *n, const int64_t *xs, bool to_space, int64_t *v6,
+                            int *perm, int64_t *osh)
+{
+  int64_t b = lm_gnode_attr_int(n, "blocksize", 0);
+  if (b < 1) return "attribute blocksize must be >= 1";
+  int64_t N = xs[0], C = xs[1], H = xs[2], W = xs[3];
+  if (to_space) {
+    if (C % (b * b)) return "channels are not a multiple of blocksize^2";
+    bool crd = !strcmp(lm_gnode_attr_string(n, "mode", "DCR"), "CRD");
+    int64_t c = C / (b * b);
+    int64_t dcr[6] = {N, b, b, c, H, W}, crdv[6] = {N, c, b, b, H, W};
+    static const int pd[6] = {0, 3, 4, 1, 5, 2}, pc[6] = {0, 1, 4, 2, 5, 3};
+    memcpy(v6, crd ? crdv : dcr, sizeof dcr);
+    memcpy(perm, crd ? pc : pd, sizeof pd);
+    osh[0] = N; osh[1] = c; osh[2] = H * b; osh[3] = W * b;
+  } else {
+    if (H % b || W % b) return "height or width is not a multiple of blocksize";
+    int64_t v[6] = {N, C, H / b, b, W / b, b};
+    static const int p[6] = {0, 3, 5, 1, 2, 4};
+    memcpy(v6, v, sizeof v);
+    memcpy(perm, p, sizeof p);
+    osh[0] = N; osh[1] = C * b * b; osh[2] = H / b; osh[3] = W / b;
+  }
+  return NULL;
+}
+
+static int infer_d2s(lm_graph *g, const lm_gnode *n)
+{
+  const lm_gvalue *x = ops_in(g, n, 0);
+  if (!x) return ops_fail(g, n, "input is missing");
+  if (!ops_in_known(g, n, 0)) return LM_OK;
+  if (x->ndim != 4) return ops_fail(g, n, "input '%s' must be 4-D", x->name);
+  int64_t v6[6], osh[4];
+  int perm[6];
+  const char *why = d2s_view(n, x->shape, !strcmp(n->op, "DepthToSpace"), v6, perm, osh);
+  if (why) return ops_fail(g, n, "%s", why);
+  ops_set_out(g, n, 0, x->dt, 4, osh);
+  return LM_OK;
+}
+
+static int eval_d2s(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_tensor *out,
+                    int nout, char *err, size_t errlen)
+{
+  const lm_rt_tensor *x = &in[0];
+  if (!x->data || x->ndim != 4) return ops_eval_fail(err, errlen, n, "input must be 4-D");
+  int64_t v6[6], osh[4], str[6], sh[6], st[6];
+  int perm[6];
+  const char *why = d2s_view(n, x->shape, !strcmp(n->op, "DepthToSpace"), v6, perm, osh);
+  if (why) return ops_eval_fail(err, errlen, n, "%s", why);
+  ops_strides(6, v6, str);
+  for (int k = 0; k < 6; k++) {
+    sh[k] = v6[perm[k]];
+    st[k] = str[perm[k]];
+  }
+  ops_strided_copy(out[0].data, x->data, lm_dtype_size(x->dt), 6, sh, st, 0);
+  return LM_OK;
+}
+
+/* ---- GatherElements, Trilu ---------------------------------------------- */
+
+static int infer_gather_elements(lm_graph *g, const lm_gnode *n)
+{
+  const lm_gvalue *x = ops_in(g, n, 0), *idx = ops_in(g, n, 1);
+  if (!x || !idx) return ops_fail(g, n, "needs inputs data and indices");
+  if (!ops_in_known(g, n, 0) || !ops_in_known(g, n, 1)) return LM_OK;
+  int a;
+  if (idx->ndim != x->ndim || !ops_axis(lm_gnode_attr_int(n, "axis", 0), x->ndim, &a))
+    return ops_fail(g, n, "indices must have data's rank and axis must be in range");
+  ops_set_out(g, n, 0, x->dt, idx->ndim, idx->shape);
+  return LM_OK;
+}
+
+static int eval_gather_elements(const lm_gnode *n, const lm_rt_tensor *in, int nin,
+                                lm_rt_tensor *out, int nout, char *err, size_t errlen)
+{
+  const lm_rt_tensor *x = &in[0], *idx = &in[1];
+  int a;
+  if (nin < 2 || !x->data || !idx->data || !ops_axis(lm_gnode_attr_int(n, "axis", 0), x->ndim, &a))
+    return ops_eval_fail(err, errlen, n, "needs data, indices and an axis in range");
+  int64_t str[MAXD], total = ops_rt_numel(idx);
+  ops_strides(x->ndim, x->shape, str);
+  size_t es = lm_dtype_size(x->dt);
+  for (int64_t o = 0; o < total; o++) {
+    int64_t rem = o, off = 0;
+    int64_t v = (int64_t)ops_get(idx, o);
+    if (v < 0) v += x->shape[a];
+    if (v < 0 || v >= x->shape[a])
+      return ops_eval_fail(err, errlen, n, "index %lld is out of range", (long long)v);
+    for (int k = idx->ndim - 1; k >= 0; k--) {
+      int64_t c = rem % idx->shape[k];
+      rem /= idx->shape[k];
+      off += (k == a ? v : c) * str[k];
+    }
+    memcpy((char *)out[0].data + (size_t)o * es, (const char *)x->data + (size_t)off * es, es);
+  }
+  return LM_OK;
+}
+
+static int infer_trilu(lm_graph *g, const lm_gnode *n)
+{
+  const lm_gvalue *x = ops_in(g, n, 0);
+  if (!x) return ops_fail(g, n, "input is missing");
+  if (ops_in_known(g, n, 0) && x->ndim < 2) return ops_fail(g, n, "input must have 2 or more dims");
+  return ops_infer_same(g, n);
+}
+
+static int eval_trilu(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_tensor *out,
+                      int nout, char *err, size_t errlen)
+{
+  const lm_rt_tensor *x = &in[0];
+  if (!x->data || x->ndim < 2) return ops_eval_fail(err, errlen, n, "input must have 2+ dims");
+  int64_t k = 0;
+  if (nin > 1 && in[1].data && ops_rt_ints(&in[1], &k, 1) != 1)
+    return ops_eval_fail(err, errlen, n, "input k must be one int");
+  bool upper = lm_gnode_attr_int(n, "upper", 1) != 0;
+  int64_t R = x->shape[x->ndim - 2], C = x->shape[x->ndim - 1];
+  int64_t mats = ops_numel(x->ndim - 2, x->shape);
+  size_t es = lm_dtype_size(x->dt);
+  for (int64_t m = 0; m < mats; m++)
+    for (int64_t i = 0; i < R; i++)
+      for (int64_t j = 0; j < C; j++) {
+        size_t at = (size_t)((m * R + i) * C + j) * es;
+        bool keep = upper ? j - i >= k : j - i <= k;
+        if (keep) memcpy((char *)out[0].data + at, (const char *)x->data + at, es);
+        else memset((char *)out[0].data + at, 0, es);
+      }
+  return LM_OK;
+}
+
 /* ---- ConstantOfShape, Constant, Range ----------------------------------- */
 
 /* The fill value and dtype of ConstantOfShape from its `value` tensor
@@ -1001,6 +1152,11 @@ const lm_cpu_kernel lm_ops_shape[] = {
   {"Expand", infer_expand, eval_expand, false},
   {"Tile", infer_tile, eval_tile, false},
   {"Cast", infer_cast, eval_cast, false},
+  {"CastLike", infer_castlike, eval_castlike, false},
+  {"DepthToSpace", infer_d2s, eval_d2s, false},
+  {"SpaceToDepth", infer_d2s, eval_d2s, false},
+  {"GatherElements", infer_gather_elements, eval_gather_elements, false},
+  {"Trilu", infer_trilu, eval_trilu, false},
   {"ConstantOfShape", infer_constant_of_shape, eval_constant_of_shape, false},
   {"Constant", infer_constant, eval_constant, false},
   {"Range", infer_range, eval_range, false},
