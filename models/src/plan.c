@@ -54,7 +54,8 @@ typedef struct plan_step {
   int nin, nout;
   int *vin, *vout;               /* value indices, -1 = absent */
   lm_rt_tensor *in, *out;        /* shapes fixed at plan time, data per run */
-  bool may_view, may_inplace;
+  bool may_view;
+  unsigned inplace_inputs;       /* bit j: the output may overwrite input j */
   /* STEP_INSTNORM, STEP_GROUPNORM */
   int64_t in_n, in_c, in_sp, groups;
   double eps;
@@ -397,6 +398,8 @@ static const char *const unary_inplace_ops[] = {
   "Tanh", "Softplus", "Softsign", "Clip", "ThresholdedRelu", "Erf", "Exp", "Log",
   "Sqrt", "Abs", "Neg", "Reciprocal", "Floor", "Ceil", "Round", "Sign", "Sin", "Cos",
   "Gelu", NULL};
+static const char *const binary_inplace_ops[] = {"Add", "Sub", "Mul", "Div", "Pow", "PRelu",
+                                                 NULL};
 static const char *const view_ops[] = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", NULL};
 
 static bool in_list(const char *const *list, const lm_gnode *n)
@@ -430,7 +433,10 @@ static int add_eval_step(builder *b, int ni)
   }
   bool data_in_runtime = n->nin >= 1 && s->vin[0] >= 0 && !is_const(b->g, s->vin[0]);
   s->may_view = data_in_runtime && n->nout == 1 && in_list(view_ops, n);
-  s->may_inplace = data_in_runtime && n->nout == 1 && in_list(unary_inplace_ops, n);
+  if (data_in_runtime && n->nout == 1 && in_list(unary_inplace_ops, n)) s->inplace_inputs = 1;
+  /* The op table's binary kernel reads element i of an input of the
+   * output's shape before it writes element i of the output. */
+  if (n->nin == 2 && n->nout == 1 && in_list(binary_inplace_ops, n)) s->inplace_inputs = 3;
   snprintf(s->label, sizeof s->label, "%s '%s'", n->op, nname(n));
   return LM_OK;
 }
@@ -474,7 +480,7 @@ static int try_instnorm_step(builder *b, int ni, bool *done)
   s->eps = lm_gnode_attr_float(n, "epsilon", 1e-5);
   s->act = m.act;
   s->alpha = m.alpha;
-  s->may_inplace = true;   /* each element is read before it is written */
+  s->inplace_inputs = 1;   /* each element is read before it is written */
   b->skip[r] = true;
   snprintf(s->label, sizeof s->label, "InstanceNormalization+%s '%s'", m.name, nname(n));
   *done = true;
@@ -563,7 +569,7 @@ static int try_groupnorm_step(builder *b, int ri, bool *done)
   s->eps = lm_gnode_attr_float(in, "epsilon", 1e-5);
   s->act = m.act;
   s->alpha = m.alpha;
-  s->may_inplace = true;   /* each element is read before it is written */
+  s->inplace_inputs = 1;   /* each element is read before it is written */
   b->skip[ini] = b->skip[r2i] = b->skip[mi] = b->skip[ai] = true;
   if (m.nabsorbed) b->skip[acti] = true;
   snprintf(s->label, sizeof s->label, "GroupNorm%s%s '%s'", m.nabsorbed ? "+" : "",
@@ -764,6 +770,29 @@ static bool concat_in_place(builder *b, mem_state *m, plan_step *st, int ybuf)
   return true;
 }
 
+/* The input step st (number s) may overwrite with its output of the given
+** size: one allowed by the op, in the arena, of the output's size, with
+** everything sharing its buffer dead after this step, and no other input of
+** the step in that buffer.  -1 when none. */
+static int inplace_input(const lm_plan *p, const mem_state *m, const plan_step *st, int s,
+                         size_t bytes)
+{
+  const lm_graph *g = p->g;
+  for (int k = 0; k < st->nin && k < 32; k++) {
+    int v = st->vin[k];
+    if (!(st->inplace_inputs & (1u << k)) || v < 0 || p->loc[v] != LOC_ARENA) continue;
+    if (value_bytes(g, v) != bytes) continue;
+    int r = mem_root(m, p->loc_index[v]);
+    if (m->bufs[r].end != s) continue;
+    bool shared = false;
+    for (int o = 0; o < st->nin && !shared; o++)
+      shared = o != k && st->vin[o] >= 0 && st->vin[o] != v && p->loc[st->vin[o]] == LOC_ARENA &&
+               mem_root(m, p->loc_index[st->vin[o]]) == r;
+    if (!shared) return k;
+  }
+  return -1;
+}
+
 static int plan_memory(builder *b)
 {
   lm_plan *p = b->p;
@@ -803,18 +832,23 @@ static int plan_memory(builder *b)
       size_t bytes = value_bytes(g, v);
       unplanned += (bytes + 63) & ~(size_t)63;
       int in0 = st->nin ? st->vin[0] : -1;
-      bool in_arena = in0 >= 0 && p->loc[in0] == LOC_ARENA;
-      int r = in_arena ? mem_root(&m, p->loc_index[in0]) : -1;
-      if (j == 0 && in_arena && value_bytes(g, in0) == bytes &&
-          (st->may_view || (st->may_inplace && m.bufs[r].end == s))) {
+      if (j == 0 && st->may_view && in0 >= 0 && p->loc[in0] == LOC_ARENA &&
+          value_bytes(g, in0) == bytes) {
+        int r = mem_root(&m, p->loc_index[in0]);
         if (last[v] > m.bufs[r].end) m.bufs[r].end = last[v];
         p->loc[v] = LOC_ARENA;
         p->loc_index[v] = p->loc_index[in0];
-        if (st->may_view) {
-          st->kind = STEP_VIEW;
-          size_t len = strlen(st->label);
-          snprintf(st->label + len, sizeof st->label - len, " (view)");
-        }
+        st->kind = STEP_VIEW;
+        size_t len = strlen(st->label);
+        snprintf(st->label + len, sizeof st->label - len, " (view)");
+        continue;
+      }
+      int k = j == 0 ? inplace_input(p, &m, st, s, bytes) : -1;
+      if (k >= 0) {
+        int r = mem_root(&m, p->loc_index[st->vin[k]]);
+        if (last[v] > m.bufs[r].end) m.bufs[r].end = last[v];
+        p->loc[v] = LOC_ARENA;
+        p->loc_index[v] = p->loc_index[st->vin[k]];
         continue;
       }
       p->loc[v] = LOC_ARENA;
@@ -1063,9 +1097,13 @@ bool lm_plan_step_inplace(const lm_plan *p, int i)
 {
   if (i < 0 || i >= p->nsteps) return false;
   const plan_step *s = &p->steps[i];
-  return s->nin && s->nout && s->vin[0] >= 0 && s->vout[0] >= 0 && s->kind != STEP_VIEW &&
-         p->loc[s->vin[0]] == LOC_ARENA && p->loc[s->vout[0]] == LOC_ARENA &&
-         p->loc_offset[s->vin[0]] == p->loc_offset[s->vout[0]];
+  if (s->kind == STEP_VIEW || !s->nout || s->vout[0] < 0 || p->loc[s->vout[0]] != LOC_ARENA)
+    return false;
+  for (int k = 0; k < s->nin; k++)
+    if (s->vin[k] >= 0 && p->loc[s->vin[k]] == LOC_ARENA &&
+        p->loc_offset[s->vin[k]] == p->loc_offset[s->vout[0]])
+      return true;
+  return false;
 }
 
 size_t lm_plan_arena_bytes(const lm_plan *p)

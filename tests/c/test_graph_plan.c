@@ -721,6 +721,39 @@ static void test_concat_in_place(void)
   concat_case(1, true, false);    /* an input is the caller's buffer */
 }
 
+static void test_binary_inplace(void)
+{
+  lm_graph *g = lm_graph_new();
+  int64_t xsh[3] = {2, 3, 4}, csh[3] = {1, 3, 1};
+  int x = input(g, "x", 3, xsh);
+  int a = node1(g, "Exp", "a", x);
+  int c = node1(g, "Sigmoid", "c", x);
+  int b = node2(g, "Add", "b", const_rand(g, 3, csh, 5, 1, 0), a);   /* over a (input 1) */
+  int d = node2(g, "Mul", "d", b, b);                                 /* over b, read twice */
+  int e = node2(g, "Sub", "e", d, c);                                 /* over d or c */
+  lm_graph_add_output(g, node2(g, "Div", "y", e, const_scalar(g, 3.0f)));
+  int64_t n = numel(3, xsh), rn;
+  float *xs = rand_input(n, 15);
+  lm_plan *p = NULL;
+  float *got = plan_run(g, xs, &p);
+  float *want = ref_run(g, xs, &rn);
+  if (p) {
+    CHECK_INT(lm_plan_nsteps(p), 6);
+    CHECK(!lm_plan_step_inplace(p, 0));
+    CHECK(!lm_plan_step_inplace(p, 1));
+    CHECK(lm_plan_step_inplace(p, 2));
+    CHECK(lm_plan_step_inplace(p, 3));
+    CHECK(lm_plan_step_inplace(p, 4));
+    CHECK_INT(lm_plan_arena_bytes(p), 2 * ((n * sizeof(float) + 63) / 64 * 64));
+    lm_plan_free(p);
+  }
+  if (got) check_close(got, want, rn, 1e-6);
+  free(xs);
+  free(got);
+  free(want);
+  lm_graph_free(g);
+}
+
 /* ---- errors and cancel ------------------------------------------------------ */
 
 static void test_plan_errors(void)
@@ -861,6 +894,7 @@ int main(int argc, char **argv)
   RUN(test_groupnorm_pattern);
   RUN(test_memory_reuse);
   RUN(test_inplace_and_views);
+  RUN(test_binary_inplace);
   RUN(test_concat_in_place);
   RUN(test_plan_errors);
   RUN(test_cancel);
