@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cpu_conv.h"
 #include "cpu_ops.h"
@@ -83,6 +84,7 @@ struct lm_plan {
   int *out_values;               /* resolved value of each graph output */
   bool bf16;
   int threads;
+  double *step_seconds;          /* per step, accumulated while profiling */
 };
 
 /* ---- errors --------------------------------------------------------------- */
@@ -1053,6 +1055,7 @@ void lm_plan_free(lm_plan *p)
     free(st->out);
   }
   free(p->steps);
+  free(p->step_seconds);
   free(p->loc);
   free(p->loc_index);
   free(p->loc_offset);
@@ -1106,6 +1109,20 @@ bool lm_plan_step_inplace(const lm_plan *p, int i)
   return false;
 }
 
+int lm_plan_profile(lm_plan *p, bool on)
+{
+  free(p->step_seconds);
+  p->step_seconds = NULL;
+  if (on && !(p->step_seconds = calloc((size_t)p->nsteps + 1, sizeof *p->step_seconds)))
+    return LM_ENOMEM;
+  return LM_OK;
+}
+
+double lm_plan_step_seconds(const lm_plan *p, int i)
+{
+  return p->step_seconds && i >= 0 && i < p->nsteps ? p->step_seconds[i] : 0.0;
+}
+
 size_t lm_plan_arena_bytes(const lm_plan *p)
 {
   return p->arena_bytes;
@@ -1134,6 +1151,8 @@ static int run_steps(lm_plan *p, const float *const *inputs, float *const *outpu
   for (int si = 0; si < p->nsteps; si++) {
     if (cancel && *cancel) return fail(err, errlen, LM_ECANCELED, "cancelled");
     plan_step *s = &p->steps[si];
+    struct timespec t0, t1;
+    if (p->step_seconds) clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = LM_OK;
     switch (s->kind) {
     case STEP_CONV:
@@ -1166,6 +1185,10 @@ static int run_steps(lm_plan *p, const float *const *inputs, float *const *outpu
     case STEP_COPY:
       memcpy(outputs[s->out_index], p->ptr[s->vin[0]], s->bytes);
       break;
+    }
+    if (p->step_seconds) {
+      clock_gettime(CLOCK_MONOTONIC, &t1);
+      p->step_seconds[si] += (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
     }
   }
   return LM_OK;
