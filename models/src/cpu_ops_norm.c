@@ -9,12 +9,16 @@
 #include <string.h>
 
 /* mean and biased variance of x[0..cnt) */
+/* (simd reductions: a fixed summation order for a given build, whatever the
+** thread count) */
 static void slice_stats(const float *x, int64_t cnt, double *mean, double *var)
 {
   double s = 0;
+#pragma omp simd reduction(+ : s)
   for (int64_t i = 0; i < cnt; i++) s += x[i];
   double m = cnt ? s / (double)cnt : 0;
   double v = 0;
+#pragma omp simd reduction(+ : v)
   for (int64_t i = 0; i < cnt; i++) {
     double d = x[i] - m;
     v += d * d;

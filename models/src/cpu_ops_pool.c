@@ -387,8 +387,18 @@ static int eval_pad(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_te
       else off += s * istr[k];
     }
     char *po = dst + (size_t)(r * inner) * es;
+    /* The part of the row inside the source is one copy; the pads around
+    ** it go element by element. */
+    int64_t dim = nd ? x->shape[nd - 1] : 1, l = nd ? lo[nd - 1] : 0;
+    int64_t j0 = fill_row ? 0 : (l > 0 ? l : 0);
+    int64_t j1 = fill_row ? 0 : (l + dim < inner ? l + dim : inner);
+    if (j1 > j0) memcpy(po + (size_t)j0 * es, src + (size_t)(off + j0 - l) * es, (size_t)(j1 - j0) * es);
     for (int64_t j = 0; j < inner; j++) {
-      int64_t s = fill_row ? -1 : nd ? pad_src(m, j, lo[nd - 1], x->shape[nd - 1]) : 0;
+      if (j >= j0 && j < j1) {
+        j = j1 - 1;
+        continue;
+      }
+      int64_t s = fill_row ? -1 : nd ? pad_src(m, j, l, dim) : 0;
       memcpy(po + (size_t)j * es, s < 0 ? (const char *)fill : src + (size_t)(off + s) * es, es);
     }
   }

@@ -44,9 +44,11 @@ static void tc_in(tcase *t, lm_dtype dt, int ndim, const int64_t *shape, const v
   char nm[16];
   snprintf(nm, sizeof nm, "in%d", t->nin);
   int v = lm_graph_value(t->g, nm);
+  /* Constants are copied into the graph and read from there (the caller's
+  ** compound literal may be out of scope by the time the node runs). */
   if (constant) lm_graph_set_const(t->g, v, dt, ndim, shape, data, true);
   else lm_graph_set_type(t->g, v, dt, ndim, shape);
-  t->rt[t->nin] = data;
+  t->rt[t->nin] = constant ? t->g->values[v].data : data;
   t->in[t->nin++] = v;
 }
 
