@@ -13,8 +13,11 @@ warm-up; plain NCDHW float32 in and out, layout reorders included); torch
 1.13 by torch.nn.functional.conv3d / conv_transpose3d + leaky_relu_ with
 torch.set_num_threads(T), medians of N runs after one warm-up (a single
 timed run where the warm-up took over 2 s: torch's ConvTranspose3d is its
-slow_conv_transpose3d).  ConvTranspose is also timed through oneDNN's own
-deconvolution (--deconv), the path lumen avoids.  GFLOP/s count the layer's
+slow_conv_transpose3d).  ConvTranspose is also timed through every other
+path lumen has (bench_conv --path subpixel|phases|deconv; deconv is oneDNN's
+own deconvolution).  torch 1.13's bf16 conv_transpose3d on the CPU fails
+(it checks the weight as a Conv weight), so those rows have no torch time.
+The machine is shared: the load average is printed with the table.  GFLOP/s count the layer's
 multiply-adds (2 per tap).  No assertions; ratio = torch time / lumen time.
 """
 import os
@@ -100,8 +103,8 @@ def torch_time(name, dtype):
 
     try:
         first = once()
-    except RuntimeError as e:   # no bf16 kernel for this op in this torch
-        return None, str(e).splitlines()[0][:40]
+    except RuntimeError:   # torch 1.13: bf16 conv_transpose3d fails on the CPU
+        return None, "n/a"
     n_runs = 1 if first > 2.0 else runs
     return statistics.median(once() for _ in range(n_runs)), ""
 
@@ -118,7 +121,7 @@ def main():
         configs.append(("bf16", ["--bf16"], torch.bfloat16))
     for dtype, flags, tdt in configs:
         ours = lumen(flags)
-        deconv = lumen(flags + ["--deconv"])
+        others = {p: lumen(flags + ["--path", p]) for p in ("subpixel", "phases", "deconv")}
         for name in names:
             if name not in ours:
                 print("%-24s %-5s (failed)" % (name, dtype))
@@ -129,11 +132,13 @@ def main():
             print("%-24s %-5s %-45s %9.4f %8.1f %9s %7s" % (
                 name, dtype, impl, t, flops(name) / t * 1e-9,
                 "%.4f" % tt if tt else "-", ratio))
-            if CASES[name][7] and name in deconv:
-                td, impl_d = deconv[name]
-                print("%-24s %-5s %-45s %9.4f %8.1f %9s %7s" % (
-                    "  (oneDNN deconv)", dtype, impl_d, td, flops(name) / td * 1e-9, "",
-                    "%.2fx" % (tt / td) if tt else ""))
-
+            if not CASES[name][7]:
+                continue
+            for p, res in others.items():
+                if name in res and res[name][1] != impl:
+                    tp, impl_p = res[name]
+                    print("%-24s %-5s %-45s %9.4f %8.1f %9s %7s" % (
+                        "  (other path)", dtype, impl_p, tp, flops(name) / tp * 1e-9, "",
+                        "%.2fx" % (tt / tp) if tt else ""))
 
 main()
