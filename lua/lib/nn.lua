@@ -349,7 +349,8 @@ end
 -- ---- MeshNet -----------------------------------------------------------------
 
 -- nn.meshnet(config [, opts]) -> graph builder for brainchop's MeshNet from
--- its config (the *_safetensors_config.json: layers with in_channels,
+-- its config (a table, or the path of the *_safetensors_config.json: layers
+-- with in_channels,
 -- out_channels, kernel_size, padding, stride, dilation; bnorm, dropout_p,
 -- bias, gelu).  Weights are the PyTorch nn.Sequential's state dict keys:
 -- each block is Conv3d [+ norm] + activation [+ Dropout3d], so conv i is
@@ -358,6 +359,7 @@ end
 -- norm = "batch" | "instance" (when config.bnorm; default batch), input =
 -- "input", output = "output"}.
 function nn.meshnet(config, opts)
+  if type(config) == "string" then config = nn.read_json(config) end
   if type(config) ~= "table" or type(config.layers) ~= "table" or #config.layers < 1 then
     error("bad argument #1 to 'meshnet' (a config with a non-empty 'layers' list expected)", 2)
   end
@@ -403,4 +405,42 @@ function nn.meshnet(config, opts)
   end
   g:output(x)
   return g
+end
+
+-- ---- files -----------------------------------------------------------------
+
+-- nn.read_json(path) -> the decoded JSON file; errors name the file.
+function nn.read_json(path)
+  local f, err = io.open(path, "rb")
+  if not f then error("lumen.nn: " .. tostring(err), 2) end
+  local text = f:read("a")
+  f:close()
+  local ok, v = pcall(lumen.json_decode, text)
+  if not ok then error("lumen.nn: " .. path .. ": " .. tostring(v), 2) end
+  return v
+end
+
+-- nn.load_network(file, {weights =, base =, precision =, axes =}) -> Model.
+-- file is a Lua network description, as a model package's "network" field
+-- names: it runs with ... = (lumen.nn, base folder) and returns a graph
+-- builder (nn.graph, nn.meshnet) or graph JSON text; the weights file(s)
+-- are read from base (default: the file's folder).  For example:
+--   local nn, dir = ...
+--   return nn.meshnet(dir .. "/model5_gw_ae_safetensors_config.json")
+function nn.load_network(file, o)
+  o = o or {}
+  local base = o.base or file:match("^(.*)/[^/]*$") or "."
+  local chunk, err = loadfile(file, "t")
+  if not chunk then error("lumen.nn: " .. tostring(err), 2) end
+  local net = chunk(nn, base)
+  if type(net) == "string" then
+    if not lumen.load_graph then
+      error("lumen.nn: this build has no lumen.load_graph (models are not available)", 2)
+    end
+    return lumen.load_graph(net, base, {precision = o.precision, axes = o.axes})
+  end
+  if getmetatable(net) == nil or net.build ~= Graph.build then
+    error("lumen.nn: " .. file .. " must return a lumen.nn graph or graph JSON text", 2)
+  end
+  return net:build{weights = o.weights, base = base, precision = o.precision, axes = o.axes}
 end

@@ -600,6 +600,76 @@ static void test_tfjs_synthetic(void)
   write_file(tmp_path("b.bin"), b + 10, n - 10);
 }
 
+/* Keras 3 inbound nodes ({"args": [keras tensors]}), a single output
+** triple, and a Sequential model whose first layer declares the input. */
+static void test_tfjs_keras3_and_sequential(void)
+{
+  const char *k3 =
+      "{\"modelTopology\":{\"class_name\":\"Functional\",\"config\":{\"layers\":["
+      "{\"class_name\":\"InputLayer\",\"name\":\"in\",\"config\":{\"name\":\"in\","
+      "\"batch_shape\":[null,4,5,6,1]},\"inbound_nodes\":[]},"
+      "{\"class_name\":\"Conv3D\",\"name\":\"c_gn\",\"config\":{\"name\":\"c_gn\",\"filters\":2,"
+      "\"kernel_size\":[1,1,1],\"padding\":\"valid\",\"use_bias\":false,\"activation\":\"linear\"},"
+      "\"inbound_nodes\":[{\"args\":[{\"class_name\":\"__keras_tensor__\",\"config\":{\"shape\":"
+      "[null,4,5,6,1],\"keras_history\":[\"in\",0,0]}}],\"kwargs\":{}}]},"
+      "{\"class_name\":\"LeakyReLU\",\"name\":\"lr\",\"config\":{\"name\":\"lr\",\"negative_slope\":0.2},"
+      "\"inbound_nodes\":[{\"args\":[{\"class_name\":\"__keras_tensor__\",\"config\":"
+      "{\"keras_history\":[\"c_gn\",0,0]}}],\"kwargs\":{}}]},"
+      "{\"class_name\":\"Concatenate\",\"name\":\"cat\",\"config\":{\"name\":\"cat\",\"axis\":4},"
+      "\"inbound_nodes\":[{\"args\":[[{\"class_name\":\"__keras_tensor__\",\"config\":"
+      "{\"keras_history\":[\"lr\",0,0]}},{\"class_name\":\"__keras_tensor__\",\"config\":"
+      "{\"keras_history\":[\"in\",0,0]}}]],\"kwargs\":{}}]}],"
+      "\"input_layers\":[\"in\",0,0],\"output_layers\":[\"cat\",0,0]}},"
+      "\"weightsManifest\":[{\"paths\":[\"k.bin\"],\"weights\":[{\"name\":\"c_gn/kernel\","
+      "\"shape\":[1,1,1,1,2],\"dtype\":\"float32\"}]}]}";
+  float k[2] = {0.5f, -2};
+  write_file(tmp_path("k.bin"), k, sizeof k);
+  write_file(tmp_path("k3.json"), k3, strlen(k3));
+  lm_graph *g = NULL;
+  char err[512];
+  if (lm_tfjs_load(tmp_path("k3.json"), &g, err, sizeof err) < 0) {
+    TAP_FAIL("%s", err);
+  } else {
+    CHECK_INT(g->ninputs, 1);
+    const lm_gvalue *in = &g->values[g->inputs[0]];
+    CHECK(in->ndim == 5 && in->shape[1] == 1 && in->shape[2] == 4 && in->shape[4] == 6);
+    const lm_gnode *norm = nth_op(g, "InstanceNormalization", 0);
+    CHECK(norm && norm->in[0] == nth_op(g, "Conv", 0)->out[0]);
+    const lm_gnode *lr = nth_op(g, "LeakyRelu", 0);
+    CHECK(lr && norm && lr->in[0] == norm->out[0]);
+    CHECK_NEAR(lm_gnode_attr_float(lr, "alpha", 0), 0.2, 1e-12);
+    const lm_gnode *cat = nth_op(g, "Concat", 0);
+    CHECK(cat && cat->nin == 2 && cat->in[1] == g->inputs[0]);
+    CHECK_INT(lm_gnode_attr_int(cat, "axis", -9), 1);   /* Keras axis 4 of 5 = channels */
+    CHECK_INT(g->noutputs, 1);
+    lm_graph_free(g);
+  }
+  const char *seq =
+      "{\"modelTopology\":{\"keras_version\":\"2.x\",\"model_config\":{\"class_name\":\"Sequential\","
+      "\"config\":{\"name\":\"s\",\"layers\":[{\"class_name\":\"Conv2D\",\"config\":{\"name\":\"c\","
+      "\"batch_input_shape\":[null,5,5,1],\"filters\":1,\"kernel_size\":[2,2],\"padding\":\"same\","
+      "\"use_bias\":false,\"activation\":\"softmax\"}},{\"class_name\":\"Dropout\",\"config\":"
+      "{\"name\":\"d\",\"rate\":0.5}}]}}},\"weightsManifest\":[{\"paths\":[\"k.bin\"],"
+      "\"weights\":[{\"name\":\"c/kernel\",\"shape\":[2,2,1,1],\"dtype\":\"float32\"}]}]}";
+  float k4[4] = {1, 2, 3, 4};
+  write_file(tmp_path("k.bin"), k4, sizeof k4);
+  write_file(tmp_path("k3.json"), seq, strlen(seq));
+  g = NULL;
+  if (lm_tfjs_load(tmp_path("k3.json"), &g, err, sizeof err) < 0) {
+    TAP_FAIL("%s", err);
+    return;
+  }
+  CHECK_STR(g->values[g->inputs[0]].name, "input");
+  CHECK_INT(g->values[g->inputs[0]].ndim, 4);
+  const lm_gnode *conv = nth_op(g, "Conv", 0);
+  /* k2 'same' stride 1: TF pads 0 before, 1 after */
+  CHECK(ints_are(conv, "pads", 4, (const int64_t[]){0, 0, 1, 1}));
+  const lm_gnode *sm = nth_op(g, "Softmax", 0);
+  CHECK_INT(lm_gnode_attr_int(sm, "axis", -9), 1);
+  CHECK_INT(g->outputs[0], sm->out[0]);   /* Dropout is the identity */
+  lm_graph_free(g);
+}
+
 static void expect_tfjs_error(const char *json, const char *w1, const char *w2)
 {
   write_file(tmp_path("bad.json"), json, strlen(json));
@@ -871,6 +941,7 @@ int main(void)
   RUN(test_graph_json_errors);
   RUN(test_tfjs_synthetic);
   RUN(test_tfjs_errors);
+  RUN(test_tfjs_keras3_and_sequential);
   data_dir = getenv("LUMEN_TEST_DATA");
   char probe[512];
   snprintf(probe, sizeof probe, "%s/models/model5_gw_ae/model.json", data_dir ? data_dir : "");
@@ -887,7 +958,7 @@ int main(void)
   }
   /* remove what the tests wrote */
   const char *files[] = {"ok.safetensors", "bad.safetensors", "net.safetensors", "model.json",
-                         "a.bin", "b.bin", "bad.json"};
+                         "a.bin", "b.bin", "bad.json", "k.bin", "k3.json"};
   for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink(tmp_path(files[i]));
   rmdir(tmpdir);
   TAP_DONE();

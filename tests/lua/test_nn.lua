@@ -178,6 +178,32 @@ tap.test("build: MeshNet (safetensors) = tfjs model5 on a small volume", functio
   end
   t:ok(maxabs > 0.1, "the output is not trivially zero")
   t:ok(maxdiff <= 1e-5 * maxabs, ("max difference %g (max |out| %g)"):format(maxdiff, maxabs))
+  -- the same network as a package would name it: a Lua network file
+  local tmp = t:tmpdir()
+  local f = assert(io.open(tmp .. "/network.lua", "w"))
+  f:write("local nn, dir = ...\n",
+          "return nn.meshnet(dir .. '/model5_gw_ae_safetensors_config.json')\n")
+  f:close()
+  local m2 <close> = nn.load_network(tmp .. "/network.lua",
+                                     {weights = "model5_gw_ae.safetensors", base = dir})
+  local c <close> = Infer(m2, x)
+  t:eq(c:get(2, 5, 4, 3), a:get(2, 5, 4, 3))
+  t:eq(c:get(0, 9, 8, 7), a:get(0, 9, 8, 7))
+  t:cleanup()
+end)
+
+tap.test("load_network and read_json errors name the file", function(t)
+  t:raises("nothere%.json", nn.read_json, "/nonexistent/nothere.json")
+  local tmp = t:tmpdir()
+  local f = assert(io.open(tmp .. "/bad.lua", "w"))
+  f:write("return 42\n")
+  f:close()
+  t:raises("bad%.lua must return a lumen%.nn graph", nn.load_network, tmp .. "/bad.lua")
+  f = assert(io.open(tmp .. "/bad.json", "w"))
+  f:write("{\"layers\": [}")
+  f:close()
+  t:raises("bad%.json", nn.meshnet, tmp .. "/bad.json")
+  t:cleanup()
 end)
 
 tap.run()
