@@ -7,7 +7,7 @@
  *   constant bounds, Gelu, SiLU (Sigmoid + Mul) and the erf form of GELU that
  *   PyTorch exports (Div(sqrt 2), Erf, Add(1), Mul, Mul(0.5)).
  * - InstanceNormalization followed by Relu/LeakyRelu/PRelu(one slope)/Elu/
- *   Sigmoid runs as one fused kernel (plan_fused.c); so does the GroupNorm
+ *   Sigmoid/Tanh/Gelu runs as one fused kernel (plan_fused.c); so does the GroupNorm
  *   pattern PyTorch exports (Reshape, InstanceNormalization, Reshape, Mul,
  *   Add), with or without such an activation after it.
  * - Reshape, Flatten, Squeeze and Unsqueeze of an intermediate are views:
@@ -443,6 +443,13 @@ static int add_eval_step(builder *b, int ni)
   return LM_OK;
 }
 
+/* The activations the fused norm kernels apply (plan_fused.c). */
+static bool norm_act_supported(lm_act act)
+{
+  return act == LM_ACT_RELU || act == LM_ACT_LEAKY_RELU || act == LM_ACT_ELU ||
+         act == LM_ACT_SIGMOID || act == LM_ACT_TANH || act == LM_ACT_GELU;
+}
+
 /* InstanceNormalization + activation, when the norm's output has only the
 ** activation as reader. */
 static int try_instnorm_step(builder *b, int ni, bool *done)
@@ -462,9 +469,7 @@ static int try_instnorm_step(builder *b, int ni, bool *done)
   int r = sole_reader(b, n->out[0]);
   act_match m;
   if (r < 0 || !match_simple_act(b, r, n->out[0], &m)) return LM_OK;
-  if (m.act != LM_ACT_RELU && m.act != LM_ACT_LEAKY_RELU && m.act != LM_ACT_ELU &&
-      m.act != LM_ACT_SIGMOID)
-    return LM_OK;
+  if (!norm_act_supported(m.act)) return LM_OK;
   int rc = check_runtime_value(b, &g->nodes[r], m.final_value);
   if (rc < 0) return rc;
   plan_step *s = new_step(b, STEP_INSTNORM, n, 3, 1);
@@ -548,9 +553,7 @@ static int try_groupnorm_step(builder *b, int ri, bool *done)
   act_match m = {.act = LM_ACT_NONE, .final_value = add->out[0]};
   int acti = sole_reader(b, add->out[0]);
   act_match mm;
-  if (acti >= 0 && match_simple_act(b, acti, add->out[0], &mm) &&
-      (mm.act == LM_ACT_RELU || mm.act == LM_ACT_LEAKY_RELU || mm.act == LM_ACT_ELU ||
-       mm.act == LM_ACT_SIGMOID))
+  if (acti >= 0 && match_simple_act(b, acti, add->out[0], &mm) && norm_act_supported(mm.act))
     m = mm;
   int rc = check_runtime_value(b, add, m.final_value);
   if (rc < 0) return rc;

@@ -6,6 +6,7 @@
 
 #include "plan_internal.h"
 
+/* The activations in float, written as the op table writes them. */
 static inline float apply_act(lm_act act, float alpha, float v)
 {
   switch (act) {
@@ -13,6 +14,8 @@ static inline float apply_act(lm_act act, float alpha, float v)
   case LM_ACT_LEAKY_RELU: return v >= 0 ? v : alpha * v;
   case LM_ACT_ELU: return v >= 0 ? v : alpha * expm1f(v);
   case LM_ACT_SIGMOID: return v >= 0 ? 1.0f / (1.0f + expf(-v)) : expf(v) / (1.0f + expf(v));
+  case LM_ACT_TANH: return tanhf(v);
+  case LM_ACT_GELU: return 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2));
   default: return v;
   }
 }

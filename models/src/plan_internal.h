@@ -14,7 +14,7 @@
 ** output: y = act((x - mean[n,c]) / sqrt(var[n,c] + eps) * scale[c] +
 ** bias[c]), statistics over the spatial extent sp, accumulated in double.
 ** x and y may be the same buffer.  act: NONE, RELU, LEAKY_RELU (alpha), ELU
-** (alpha), SIGMOID. */
+** (alpha), SIGMOID, TANH, GELU (erf form). */
 void lm_plan_instnorm_act(const float *x, float *y, int64_t n, int64_t c, int64_t sp,
                           const float *scale, const float *bias, double eps,
                           lm_act act, float alpha);
