@@ -670,6 +670,61 @@ static void test_tfjs_keras3_and_sequential(void)
   lm_graph_free(g);
 }
 
+static float *run_plan(lm_graph *g, int nd, const int64_t *shape, const float *in,
+                       int64_t *oshape);
+
+/* LayerNormalization (Keras: across the channels of each pixel) goes
+** channels last and back around ONNX LayerNormalization; checked by value
+** through a plan against the formula, with ReLU(max_value) and ELU layers. */
+static void test_tfjs_layer_norm_values(void)
+{
+  const char *seq =
+      "{\"modelTopology\":{\"class_name\":\"Sequential\",\"config\":{\"layers\":["
+      "{\"class_name\":\"InputLayer\",\"config\":{\"name\":\"x\",\"batch_input_shape\":[null,2,3,4]}},"
+      "{\"class_name\":\"LayerNormalization\",\"config\":{\"name\":\"ln\",\"axis\":[3],"
+      "\"epsilon\":0.001}},"
+      "{\"class_name\":\"ELU\",\"config\":{\"name\":\"elu\",\"alpha\":0.5}},"
+      "{\"class_name\":\"ReLU\",\"config\":{\"name\":\"r6\",\"max_value\":0.75}}]}},"
+      "\"weightsManifest\":[{\"paths\":[\"k.bin\"],\"weights\":["
+      "{\"name\":\"ln/gamma\",\"shape\":[4],\"dtype\":\"float32\"},"
+      "{\"name\":\"ln/beta\",\"shape\":[4],\"dtype\":\"float32\"}]}]}";
+  float wb[8] = {1, 2, 0.5f, -1, 0, 0.25f, -0.5f, 0.1f};
+  write_file(tmp_path("k.bin"), wb, sizeof wb);
+  write_file(tmp_path("k3.json"), seq, strlen(seq));
+  lm_graph *g = NULL;
+  char err[512];
+  if (lm_tfjs_load(tmp_path("k3.json"), &g, err, sizeof err) < 0) {
+    TAP_FAIL("%s", err);
+    return;
+  }
+  CHECK_INT(count_op(g, "Transpose"), 2);
+  CHECK_INT(count_op(g, "LayerNormalization"), 1);
+  CHECK_INT(count_op(g, "Clip"), 1);
+  /* x: channels first [1, 4, 2, 3] */
+  float x[24];
+  for (int i = 0; i < 24; i++) x[i] = (float)((i * 7) % 11) / 3.0f - 1.5f;
+  int64_t os[LM_MAX_DIMS];
+  float *y = run_plan(g, 4, (const int64_t[]){1, 4, 2, 3}, x, os);
+  if (y) {
+    CHECK(os[1] == 4 && os[2] == 2 && os[3] == 3);
+    int bad = 0;
+    for (int p = 0; p < 6; p++) {
+      double m = 0, v = 0;
+      for (int c = 0; c < 4; c++) m += x[c * 6 + p] / 4.0;
+      for (int c = 0; c < 4; c++) v += (x[c * 6 + p] - m) * (x[c * 6 + p] - m) / 4.0;
+      for (int c = 0; c < 4; c++) {
+        double t = (x[c * 6 + p] - m) / sqrt(v + 1e-3) * wb[c] + wb[4 + c];
+        t = t > 0 ? t : 0.5 * expm1(t);          /* ELU alpha 0.5 */
+        t = t < 0 ? 0 : t > 0.75 ? 0.75 : t;     /* ReLU max_value 0.75 */
+        bad += fabs(y[c * 6 + p] - t) > 1e-5;
+      }
+    }
+    CHECK_INT(bad, 0);
+    free(y);
+  }
+  lm_graph_free(g);
+}
+
 static void expect_tfjs_error(const char *json, const char *w1, const char *w2)
 {
   write_file(tmp_path("bad.json"), json, strlen(json));
@@ -841,14 +896,14 @@ done:
 }
 
 /* Run g on one input of the given shape; returns the output (malloc'd). */
-static float *run_plan(lm_graph *g, const int64_t *shape, const float *in, int64_t *oshape)
+static float *run_plan(lm_graph *g, int nd, const int64_t *shape, const float *in,
+                       int64_t *oshape)
 {
   char err[512];
   if (lm_graph_prepare(g) < 0) {
     TAP_FAIL("prepare: %s", g->err);
     return NULL;
   }
-  int nd = 5;
   const int64_t *shapes[1] = {shape};
   lm_plan_options opt = {.bf16 = false, .threads = 1};
   lm_plan *p = NULL;
@@ -892,9 +947,9 @@ static void test_model5_copies_same_output(void)
       for (int z = 0; z < Z; z++) in_t[(z * Y + y) * X + x] = in[(x * Y + y) * Z + z];
   float *o_tf = NULL, *o_js = NULL, *o_ox = NULL;
   int64_t s_tf[LM_MAX_DIMS], s_js[LM_MAX_DIMS], s_ox[LM_MAX_DIMS];
-  if (tf) o_tf = run_plan(tf, (const int64_t[]){1, 1, X, Y, Z}, in, s_tf);
-  if (js) o_js = run_plan(js, (const int64_t[]){1, 1, X, Y, Z}, in, s_js);
-  if (ox) o_ox = run_plan(ox, (const int64_t[]){1, 1, Z, Y, X}, in_t, s_ox);
+  if (tf) o_tf = run_plan(tf, 5, (const int64_t[]){1, 1, X, Y, Z}, in, s_tf);
+  if (js) o_js = run_plan(js, 5, (const int64_t[]){1, 1, X, Y, Z}, in, s_js);
+  if (ox) o_ox = run_plan(ox, 5, (const int64_t[]){1, 1, Z, Y, X}, in_t, s_ox);
   if (o_tf && o_js && o_ox) {
     CHECK_INT(s_tf[1], C);
     CHECK_INT(s_tf[4], Z);
@@ -942,6 +997,7 @@ int main(void)
   RUN(test_tfjs_synthetic);
   RUN(test_tfjs_errors);
   RUN(test_tfjs_keras3_and_sequential);
+  RUN(test_tfjs_layer_norm_values);
   data_dir = getenv("LUMEN_TEST_DATA");
   char probe[512];
   snprintf(probe, sizeof probe, "%s/models/model5_gw_ae/model.json", data_dir ? data_dir : "");
