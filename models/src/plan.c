@@ -411,6 +411,35 @@ static bool in_list(const char *const *list, const lm_gnode *n)
   return false;
 }
 
+/* Nodes that copy their data input unchanged at these shapes: Pad with
+** all-zero pads (ResEncUNet's skip path), Cast to the same type, Expand and
+** Tile to the same shape.  They become views. */
+static bool is_identity_node(const lm_graph *g, const lm_gnode *n, int x)
+{
+  if (x < 0 || n->nout != 1 || n->out[0] < 0) return false;
+  const lm_gvalue *xv = &g->values[x], *yv = &g->values[n->out[0]];
+  if (xv->dt != yv->dt || xv->ndim != yv->ndim ||
+      memcmp(xv->shape, yv->shape, sizeof(int64_t) * (size_t)(xv->ndim > 0 ? xv->ndim : 0)))
+    return false;
+  if (op_is(n, "Cast") || op_is(n, "Expand") || op_is(n, "Tile")) return true;
+  if (!op_is(n, "Pad")) return false;
+  /* Same shape is not enough: pads of -1 and +1 shift the data. */
+  int cnt;
+  const int64_t *pads = lm_gnode_attr_ints(n, "pads", &cnt);   /* opset < 11 */
+  if (pads) {
+    for (int i = 0; i < cnt; i++)
+      if (pads[i]) return false;
+    return true;
+  }
+  if (n->nin < 2 || !is_const(g, n->in[1])) return false;
+  const lm_gvalue *pv = &g->values[n->in[1]];
+  if (pv->dt != LM_I64) return false;
+  const int64_t *pd = pv->data;
+  for (int64_t i = 0; i < lm_gvalue_numel(pv); i++)
+    if (pd[i]) return false;
+  return true;
+}
+
 static int add_eval_step(builder *b, int ni)
 {
   const lm_gnode *n = &b->g->nodes[ni];
@@ -434,7 +463,8 @@ static int add_eval_step(builder *b, int ni)
     set_rt(b->g, &s->out[j], s->vout[j]);
   }
   bool data_in_runtime = n->nin >= 1 && s->vin[0] >= 0 && !is_const(b->g, s->vin[0]);
-  s->may_view = data_in_runtime && n->nout == 1 && in_list(view_ops, n);
+  s->may_view = data_in_runtime && n->nout == 1 &&
+                (in_list(view_ops, n) || is_identity_node(b->g, n, s->vin[0]));
   if (data_in_runtime && n->nout == 1 && in_list(unary_inplace_ops, n)) s->inplace_inputs = 1;
   /* The op table's binary kernel reads element i of an input of the
    * output's shape before it writes element i of the output. */

@@ -764,6 +764,37 @@ static void test_binary_inplace(void)
   lm_graph_free(g);
 }
 
+/* Zero Pad (ResEncUNet's skip path) and same-shape Expand are views; a Pad
+ * that shifts without changing the shape is not. */
+static void test_identity_like_views(void)
+{
+  lm_graph *g = lm_graph_new();
+  int64_t xsh[4] = {1, 2, 3, 4};
+  int x = input(g, "x", 4, xsh);
+  int a = node1(g, "Exp", "a", x);
+  int64_t zeros[8] = {0}, shift[8] = {0, 0, 0, -1, 0, 0, 0, 1};
+  int pz = node2(g, "Pad", "pad0", a, const_i64(g, 8, zeros));
+  int ps = node2(g, "Pad", "pad_shift", pz, const_i64(g, 8, shift));
+  int e = node2(g, "Expand", "expand", ps, const_i64(g, 4, xsh));
+  lm_graph_add_output(g, node2(g, "Add", "y", e, pz));
+  int64_t n = numel(4, xsh), rn;
+  float *xs = rand_input(n, 21);
+  lm_plan *p = NULL;
+  float *got = plan_run(g, xs, &p);
+  float *want = ref_run(g, xs, &rn);
+  if (p) {
+    CHECK(plan_has_step(p, "Pad 'pad0' (view)"));
+    CHECK(plan_has_step(p, "Expand 'expand' (view)"));
+    CHECK(!plan_has_step(p, "Pad 'pad_shift' (view)"));
+    lm_plan_free(p);
+  }
+  if (got) check_close(got, want, rn, 1e-6);
+  free(xs);
+  free(got);
+  free(want);
+  lm_graph_free(g);
+}
+
 /* ---- errors and cancel ------------------------------------------------------ */
 
 static void test_plan_errors(void)
@@ -905,6 +936,7 @@ int main(int argc, char **argv)
   RUN(test_memory_reuse);
   RUN(test_inplace_and_views);
   RUN(test_binary_inplace);
+  RUN(test_identity_like_views);
   RUN(test_concat_in_place);
   RUN(test_plan_errors);
   RUN(test_cancel);
