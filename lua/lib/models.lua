@@ -43,6 +43,50 @@ local function count_labels(labels)
   return n
 end
 
+-- A package whose network is a Lua file (metadata.json: "network":
+-- "net.lua", "weights": "net.safetensors"): the file runs with (dir,
+-- metadata) as `...` and returns a lumen.nn graph; its weights are bound
+-- from the safetensors file, and metadata.json travels with the graph JSON
+-- into the model's metadata.
+local function load_lua_network(dir, meta, opts)
+  local file = dir .. "/" .. meta.network
+  local chunk, err = loadfile(file)
+  if not chunk then error(err, 3) end
+  local g = chunk(dir, meta)
+  if type(g) ~= "table" or type(g.table) ~= "function" then
+    error(file .. ": must return a lumen.nn graph (lumen.nn.graph{...} or lumen.nn.meshnet(...))",
+          3)
+  end
+  local t = g:table(meta.weights)
+  t.metadata = meta
+  t.name = meta.name or dir:match("([^/]+)$")
+  return lumen.load_graph(lumen.json_encode(t), dir,
+                          {axes = opts.axes or meta.axes, precision = opts.precision or meta.precision})
+end
+
+-- lumen.load_model(path [, {format, precision, axes}]) -> Model: LoadModel,
+-- and also packages whose network is a lumen.nn Lua file (which the C
+-- library cannot build on its own).
+function lumen.load_model(path, opts)
+  opts = opts or {}
+  local dir = lumen.resolve_package(path)
+  if lumen.fs.stat(dir .. "/metadata.json") == "file" then
+    local meta, err = read_json(dir .. "/metadata.json")
+    if type(meta) == "table" and meta.network ~= nil then
+      if type(meta.network) ~= "string" then
+        error(dir .. "/metadata.json: field 'network' must be a string", 2)
+      end
+      if type(meta.weights) ~= "string" then
+        error(dir .. "/metadata.json: field 'weights' is missing (the .safetensors file)", 2)
+      end
+      return load_lua_network(dir, meta, opts)
+    end
+  end
+  local o = {path = path}
+  for k, v in pairs(opts) do o[k] = v end
+  return lumen.LoadModel(o)
+end
+
 -- lumen.model_list([dir]) -> {{name, type, labels, description, path}, ...}
 -- for every package (a folder with metadata.json) in dir (default: the
 -- model repository), sorted by folder; a package whose metadata.json does
@@ -114,9 +158,7 @@ Package.__close = Package.free
 function lumen.load_package(path, load_opts)
   local dir = lumen.resolve_package(path)
   -- A bare name goes to LoadModel as it is: its error names the repository.
-  local opts = {path = path}
-  for k, v in pairs(load_opts or {}) do opts[k] = v end
-  local model = lumen.LoadModel(opts)
+  local model = lumen.load_model(path, load_opts)
   local pfile = dir .. "/pipeline.lua"
   local chunk, err = loadfile(pfile)
   if not chunk then

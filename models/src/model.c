@@ -224,7 +224,7 @@ static int load_package(lm_engine *e, const char *dir, const lm_model_options *o
     ** them (it reads the same metadata and calls lm_model_load_graph). */
     lm_set_error(e, LM_EUNSUPPORTED,
                  "%s/metadata.json: field 'network': %s is a Lua network (lumen.nn); load "
-                 "the package from Lua (LoadModel in a lumen script)",
+                 "the package from Lua with lumen.load_package or lumen.load_model",
                  pkg.dir, pkg.network);
     lm_package_clear(&pkg);
     return LM_EUNSUPPORTED;
@@ -302,13 +302,35 @@ int lm_model_load_graph(lm_engine *e, const char *json, size_t len, const char *
     lm_graph_free(g);
     return st;
   }
-  /* The graph may carry its own name. */
+  /* The graph may carry its own name, and package metadata (a Lua
+  ** network package: lumen.load_package puts metadata.json there). */
   char *name = NULL;
+  lm_package pkg, *pp = NULL;
+  memset(&pkg, 0, sizeof pkg);
   cJSON *j = cJSON_ParseWithLength(json, len);
   const cJSON *n = j ? cJSON_GetObjectItemCaseSensitive(j, "name") : NULL;
+  const cJSON *meta = j ? cJSON_GetObjectItemCaseSensitive(j, "metadata") : NULL;
   if (cJSON_IsString(n)) name = strdup(n->valuestring);
-  cJSON_Delete(j);
-  st = lm_model_wrap(e, g, name ? name : "graph", "graph", NULL, NULL, opt, out);
+  if (cJSON_IsObject(meta)) {
+    char err2[ERRLEN];
+    st = lm_package_fields("lumen graph JSON: field 'metadata'", meta, &pkg, err2,
+                           sizeof err2);
+    if (st < 0) {
+      lm_set_error(e, st, "%s", err2);
+      cJSON_Delete(j);
+      free(name);
+      lm_graph_free(g);
+      return st;
+    }
+    pkg.json = (cJSON *)meta;
+    pp = &pkg;
+    if (pkg.name) {
+      free(name);
+      name = strdup(pkg.name);
+    }
+  }
+  st = lm_model_wrap(e, g, name ? name : "graph", "graph", NULL, pp, opt, out);
+  cJSON_Delete(j); /* pkg pointed into it */
   free(name);
   return st;
 }

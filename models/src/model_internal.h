@@ -47,6 +47,10 @@ typedef struct lm_package {
 ** LM_EINVAL) name the file and the field in err. */
 int lm_package_read(const char *dir, lm_package *pkg, char *err, size_t errlen);
 void lm_package_clear(lm_package *pkg);
+/* Validate the metadata fields of json (an object) into pkg's pointers;
+** errors are "<file>: field '<name>' ...".  Does not check 'weights'. */
+int lm_package_fields(const char *file, const cJSON *json, lm_package *pkg, char *err,
+                      size_t errlen);
 
 /* Is path a bare package name ("brain_tissue": no slash, no extension)? */
 bool lm_model_is_bare_name(const char *path);

@@ -132,6 +132,31 @@ static int check_numbers(const char *file, const cJSON *obj, const char *field, 
   return LM_OK;
 }
 
+int lm_package_fields(const char *file, const cJSON *json, lm_package *pkg, char *err,
+                      size_t errlen)
+{
+  int st;
+  static const char *const formats[] = {"onnx", "tfjs", "graph", NULL};
+  static const char *const axes[] = {"XYZ", "ZYX", NULL};
+  static const char *const precisions[] = {"float32", "bfloat16", NULL};
+  if ((st = string_field(file, json, "name", &pkg->name, err, errlen)) < 0 ||
+      (st = string_field(file, json, "description", &pkg->description, err, errlen)) < 0 ||
+      (st = string_field(file, json, "type", &pkg->type, err, errlen)) < 0 ||
+      (st = string_field(file, json, "weights", &pkg->weights, err, errlen)) < 0 ||
+      (st = string_field(file, json, "network", &pkg->network, err, errlen)) < 0 ||
+      (st = string_field(file, json, "format", &pkg->format, err, errlen)) < 0 ||
+      (st = string_field(file, json, "axes", &pkg->axes, err, errlen)) < 0 ||
+      (st = string_field(file, json, "precision", &pkg->precision, err, errlen)) < 0 ||
+      (st = one_of(file, "format", pkg->format, formats, err, errlen)) < 0 ||
+      (st = one_of(file, "axes", pkg->axes, axes, err, errlen)) < 0 ||
+      (st = one_of(file, "precision", pkg->precision, precisions, err, errlen)) < 0 ||
+      (st = check_labels(file, json, err, errlen)) < 0 ||
+      (st = check_numbers(file, json, "spacing", false, err, errlen)) < 0 ||
+      (st = check_numbers(file, json, "roi", true, err, errlen)) < 0)
+    return st;
+  return LM_OK;
+}
+
 void lm_package_clear(lm_package *pkg)
 {
   free(pkg->dir);
@@ -170,24 +195,7 @@ int lm_package_read(const char *dir, lm_package *pkg, char *err, size_t errlen)
     st = fail(err, errlen, LM_EFORMAT, "%s: the top level must be a JSON object", file);
     goto out;
   }
-  static const char *const formats[] = {"onnx", "tfjs", "graph", NULL};
-  static const char *const axes[] = {"XYZ", "ZYX", NULL};
-  static const char *const precisions[] = {"float32", "bfloat16", NULL};
-  if ((st = string_field(file, json, "name", &pkg->name, err, errlen)) < 0 ||
-      (st = string_field(file, json, "description", &pkg->description, err, errlen)) < 0 ||
-      (st = string_field(file, json, "type", &pkg->type, err, errlen)) < 0 ||
-      (st = string_field(file, json, "weights", &pkg->weights, err, errlen)) < 0 ||
-      (st = string_field(file, json, "network", &pkg->network, err, errlen)) < 0 ||
-      (st = string_field(file, json, "format", &pkg->format, err, errlen)) < 0 ||
-      (st = string_field(file, json, "axes", &pkg->axes, err, errlen)) < 0 ||
-      (st = string_field(file, json, "precision", &pkg->precision, err, errlen)) < 0 ||
-      (st = one_of(file, "format", pkg->format, formats, err, errlen)) < 0 ||
-      (st = one_of(file, "axes", pkg->axes, axes, err, errlen)) < 0 ||
-      (st = one_of(file, "precision", pkg->precision, precisions, err, errlen)) < 0 ||
-      (st = check_labels(file, json, err, errlen)) < 0 ||
-      (st = check_numbers(file, json, "spacing", false, err, errlen)) < 0 ||
-      (st = check_numbers(file, json, "roi", true, err, errlen)) < 0)
-    goto out;
+  if ((st = lm_package_fields(file, json, pkg, err, errlen)) < 0) goto out;
   if (!pkg->weights || !*pkg->weights) {
     st = fail(err, errlen, LM_EINVAL, "%s: field 'weights' is missing (the file name of the "
                                       "network's weights in the folder)", file);

@@ -259,6 +259,62 @@ tap.test("lumen models DIR and lumen run PACKAGE IN OUT", function(t)
   t:ok(not ok and out:find("PACKAGE IN OUT", 1, true), out)
 end)
 
+-- A safetensors file of float32 tensors {name = {shape, values}}.
+local function write_safetensors(path, tensors)
+  local names = {}
+  for name in pairs(tensors) do names[#names + 1] = name end
+  table.sort(names)
+  local header, data, off = {}, {}, 0
+  for _, name in ipairs(names) do
+    local shape, values = tensors[name][1], tensors[name][2]
+    local bytes = string.pack("<" .. ("f"):rep(#values), table.unpack(values))
+    header[#header + 1] = ('"%s":{"dtype":"F32","shape":[%s],"data_offsets":[%d,%d]}')
+        :format(name, table.concat(shape, ","), off, off + #bytes)
+    data[#data + 1] = bytes
+    off = off + #bytes
+  end
+  local h = "{" .. table.concat(header, ",") .. "}"
+  h = h .. (" "):rep((8 - #h % 8) % 8)
+  write(path, string.pack("<I8", #h) .. h .. table.concat(data))
+end
+
+local NETWORK = [[
+local dir, meta = ...
+local g = lumen.nn.graph{inputs = {x = {1, 1, -1, -1, -1}}}
+local h = g:conv(g.x, {weight = "conv.weight", bias = "conv.bias", kernel = {2, 1, 1}})
+g:output(g:relu(h))
+return g
+]]
+
+tap.test("Packages with a lumen.nn network and safetensors weights", function(t)
+  local d = t:tmpdir()
+  local dir = d .. "/nnpkg"
+  assert(lumen.fs.mkdir(dir))
+  t.dirs[#t.dirs + 1] = dir
+  write_safetensors(dir .. "/net.safetensors", {
+    ["conv.weight"] = {{2, 1, 2, 1, 1}, {1, 10, -1, -10}},
+    ["conv.bias"] = {{2}, {0.5, 0.25}}})
+  write(dir .. "/net.lua", NETWORK)
+  write(dir .. "/metadata.json", [[{"name": "nn tiny", "network": "net.lua",
+    "weights": "net.safetensors", "axes": "ZYX", "labels": {"1": "fg"}}]])
+  local m <close> = lumen.load_model(dir)
+  t:eq(m.name, "nn tiny")
+  t:eq(m.axes, "ZYX")
+  t:eq(m.labels[1], "fg")
+  t:eq(m.metadata.network, "net.lua")
+  local x <close> = make_x(3, 2, 4)
+  local y <close> = m:infer(x)
+  t:same(y:shape(), {2, 3, 2, 3}) -- ZYX: the last axis shrank
+  t:near(y:get(0, 1, 1, 2), expect(0, xval(1, 1, 2), xval(1, 1, 3)), 1e-5)
+  t:near(y:get(1, 2, 0, 0), expect(1, xval(2, 0, 0), xval(2, 0, 1)), 1e-5)
+  -- The C op cannot run Lua: it says where to go.
+  t:raises("lumen.load_package or lumen.load_model", function() return LoadModel(dir) end)
+  -- Bad metadata inside the graph JSON names the field.
+  t:raises("field 'metadata': field 'axes'", function()
+    return lumen.load_graph('{"metadata": {"axes": "Z"}, ' .. GRAPH:sub(2))
+  end)
+end)
+
 tap.test("help and op_info show the model option", function(t)
   local info = lumen.op_info("Infer")
   t:eq(info.args[1].type, "model")
