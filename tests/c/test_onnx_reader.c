@@ -582,20 +582,28 @@ static void test_refusals(void)
   m = model_with(NULL, NULL, &n);
   expect_refused(&m, "node 2 (Relu ''): output 'm' is already defined (by another node)");
   free(m.p);
+  /* A function that calls itself. */
   pbw g = {0}, fn = {0};
   pbw_toy_graph(&g, NULL);
   pbw_str(&n, 1, "x");
   pbw_str(&n, 2, "z");
-  pbw_str(&n, 4, "MyBlock");
+  pbw_str(&n, 4, "Loop1");
   pbw_str(&n, 7, "local");
   pbw_msg(&g, 1, &n);
   m = pbw_model(&g);
-  pbw_str(&fn, 1, "MyBlock");
+  pbw_str(&fn, 1, "Loop1");
   pbw_str(&fn, 10, "local");
+  pbw_str(&fn, 4, "a");
+  pbw_str(&fn, 5, "b");
+  pbw_str(&n, 1, "a");
+  pbw_str(&n, 2, "b");
+  pbw_str(&n, 4, "Loop1");
+  pbw_str(&n, 7, "local");
+  pbw_msg(&fn, 7, &n);
   pbw_msg(&m, 25, &fn);
-  expect_refused(&m, "node 2 (MyBlock ''): calls the model-local function 'MyBlock'");
+  expect_refused(&m, "node 2 (Loop1 ''): function 'Loop1': node 0 (Loop1 ''): function 'Loop1'");
+  CHECK_CONTAINS(err, "nest deeper than 16");
   free(m.p);
-
   /* Not a model at all; a graph-level truncation names the field. */
   pbw junk = {0};
   pbw_raw(&junk, "hello, world", 12);
@@ -615,6 +623,127 @@ static void test_refusals(void)
   m = model_with(NULL, &t, NULL);
   expect_refused(&m, "external_data 'w.bin': needs the model's folder");
   free(m.p);
+}
+
+/* Model-local functions are inlined: formal inputs and outputs bound to the
+** call's values, inner values prefixed per call, attribute references
+** resolved from the caller, then the function's defaults, else left out;
+** calls nest. */
+static void add_call(pbw *g, const char *op, const char *in0, const char *in1, const char *out,
+                     const char *attr, float value)
+{
+  pbw n = {0}, a = {0};
+  pbw_str(&n, 1, in0);
+  if (in1) pbw_str(&n, 1, in1);
+  pbw_str(&n, 2, out);
+  pbw_str(&n, 4, op);
+  pbw_str(&n, 7, "local");
+  if (attr) {
+    pbw_str(&a, 1, attr);
+    pbw_f32(&a, 2, value);
+    pbw_int(&a, 20, 1);
+    pbw_msg(&n, 5, &a);
+  }
+  pbw_msg(g, 1, &n);
+}
+
+static void test_functions_inlined(void)
+{
+  pbw g = {0}, fn = {0}, n = {0}, a = {0};
+  pbw_toy_graph(&g, NULL);                                  /* nodes 0, 1: y = LeakyRelu(x * w) */
+  add_call(&g, "MyBlock", "x", "w", "z", "alpha", 0.3f);    /* nodes 2, 3 */
+  add_call(&g, "MyBlock", "z", "w", "z2", NULL, 0);         /* nodes 4, 5 */
+  add_call(&g, "Outer", "x", NULL, "z3", "k", 0.7f);        /* nodes 6, 7 */
+  pbw m = pbw_model(&g);
+  /* MyBlock(a, s) -> o: t = a * s; o = LeakyRelu(t) with alpha from the
+   * caller's alpha, gamma from the caller's g2 (default 0.5), delta from
+   * the caller's missing (no default: left out). */
+  pbw_str(&fn, 1, "MyBlock");
+  pbw_str(&fn, 10, "local");
+  pbw_str(&fn, 4, "a");
+  pbw_str(&fn, 4, "s");
+  pbw_str(&fn, 5, "o");
+  pbw_str(&fn, 6, "alpha");
+  pbw_str(&n, 1, "a");
+  pbw_str(&n, 1, "s");
+  pbw_str(&n, 2, "t");
+  pbw_str(&n, 4, "Mul");
+  pbw_msg(&fn, 7, &n);
+  pbw_str(&n, 1, "t");
+  pbw_str(&n, 2, "o");
+  pbw_str(&n, 4, "LeakyRelu");
+  const char *refs[3][2] = {{"alpha", "alpha"}, {"gamma", "g2"}, {"delta", "missing"}};
+  for (int i = 0; i < 3; i++) {
+    pbw_str(&a, 1, refs[i][0]);
+    pbw_str(&a, 21, refs[i][1]);
+    pbw_int(&a, 20, 1);
+    pbw_msg(&n, 5, &a);
+  }
+  pbw_msg(&fn, 7, &n);
+  pbw_str(&a, 1, "g2");
+  pbw_f32(&a, 2, 0.5f);
+  pbw_int(&a, 20, 1);
+  pbw_msg(&fn, 11, &a);
+  pbw_msg(&m, 25, &fn);
+  /* Outer(a) -> b: b = MyBlock(a, a) with alpha from Outer's k. */
+  pbw_str(&fn, 1, "Outer");
+  pbw_str(&fn, 10, "local");
+  pbw_str(&fn, 4, "a");
+  pbw_str(&fn, 5, "b");
+  pbw_str(&n, 1, "a");
+  pbw_str(&n, 1, "a");
+  pbw_str(&n, 2, "b");
+  pbw_str(&n, 4, "MyBlock");
+  pbw_str(&n, 7, "local");
+  pbw_str(&a, 1, "alpha");
+  pbw_str(&a, 21, "k");
+  pbw_int(&a, 20, 1);
+  pbw_msg(&n, 5, &a);
+  pbw_msg(&fn, 7, &n);
+  pbw_msg(&m, 25, &fn);
+
+  int st;
+  lm_graph *gr = load_pbw(&m, "fn.onnx", &st);
+  CHECK_INT(st, LM_OK);
+  free(m.p);
+  if (!gr) {
+    printf("# %s\n", err);
+    return;
+  }
+  CHECK_INT(gr->nnodes, 8);
+  if (gr->nnodes != 8) {
+    lm_graph_free(gr);
+    return;
+  }
+  int x = lm_graph_find_value(gr, "x"), w = lm_graph_find_value(gr, "w");
+  int z = lm_graph_find_value(gr, "z"), z2 = lm_graph_find_value(gr, "z2");
+  int z3 = lm_graph_find_value(gr, "z3");
+  const lm_gnode *nd = gr->nodes;
+  CHECK_STR(nd[2].op, "Mul");
+  CHECK_STR(nd[2].domain, "");
+  CHECK_INT(nd[2].in[0], x);
+  CHECK_INT(nd[2].in[1], w);
+  CHECK_STR(gr->values[nd[2].out[0]].name, "MyBlock#0/t");
+  CHECK_STR(nd[3].op, "LeakyRelu");
+  CHECK_INT(nd[3].in[0], nd[2].out[0]);
+  CHECK_INT(nd[3].out[0], z);
+  CHECK_INT(gr->values[z].producer, 3);
+  CHECK_NEAR(lm_gnode_attr_float(&nd[3], "alpha", -1), 0.3f, 0);
+  CHECK_NEAR(lm_gnode_attr_float(&nd[3], "gamma", -1), 0.5f, 0);
+  CHECK(lm_gnode_attr(&nd[3], "delta") == NULL);
+  CHECK_INT(nd[3].nattr, 2);
+  /* The second call: its own inner values, no alpha. */
+  CHECK_INT(nd[4].in[0], z);
+  CHECK_STR(gr->values[nd[4].out[0]].name, "MyBlock#1/t");
+  CHECK_INT(nd[5].out[0], z2);
+  CHECK(lm_gnode_attr(&nd[5], "alpha") == NULL);
+  /* The nested call: Outer's k reaches MyBlock's LeakyRelu as alpha. */
+  CHECK_INT(nd[6].in[0], x);
+  CHECK_INT(nd[6].in[1], x);
+  CHECK_STR(gr->values[nd[6].out[0]].name, "MyBlock#3/t");
+  CHECK_INT(nd[7].out[0], z3);
+  CHECK_NEAR(lm_gnode_attr_float(&nd[7], "alpha", -1), 0.7f, 0);
+  lm_graph_free(gr);
 }
 
 /* Every prefix of a valid model loads or is refused with a message; some
@@ -752,6 +881,7 @@ int main(void)
   RUN(test_built_model);
   RUN(test_zero_copy);
   RUN(test_refusals);
+  RUN(test_functions_inlined);
   RUN(test_truncations);
   RUN(test_external_data);
   if (access(NODE_DIR "test_constant/model.onnx", R_OK) == 0) {

@@ -1,6 +1,7 @@
 /* Runs the ONNX harness without libFuzzer: over files or folders given on
  * the command line, or over seed models built here (every attribute kind,
- * every typed data field, Constant nodes, value_info, dim_param), then
+ * every typed data field, Constant nodes, value_info, dim_param, a
+ * model-local function with attribute references), then
  * truncations and byte flips of each, so the harness runs in the normal
  * test suite.
  *
@@ -20,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 typedef void (*seed_fn)(const uint8_t *buf, size_t len, void *ctx);
 
-#define NSEEDS 5
+#define NSEEDS 6
 
 /* Seed k: the toy graph of pb_writer.h plus one group of features. */
 static pbw make_seed(int k)
@@ -99,7 +100,47 @@ static pbw make_seed(int k)
     pbw_value_info(&g, 13, "m", 3, dims);
     pbw_value_info(&g, 12, "m", 0, NULL);
   }
-  return pbw_model(&g);
+  if (k == 5) {   /* a call of a model-local function */
+    pbw_str(&n, 1, "y");
+    pbw_str(&n, 1, "w");
+    pbw_str(&n, 2, "z");
+    pbw_str(&n, 4, "Blk");
+    pbw_str(&n, 7, "local");
+    pbw_str(&a, 1, "alpha");
+    pbw_f32(&a, 2, 0.25f);
+    pbw_msg(&n, 5, &a);
+    pbw_msg(&g, 1, &n);
+  }
+  pbw m = pbw_model(&g);
+  if (k == 5) {
+    pbw fn = {0};
+    pbw_str(&fn, 1, "Blk");
+    pbw_str(&fn, 10, "local");
+    pbw_str(&fn, 4, "p");
+    pbw_str(&fn, 4, "q");
+    pbw_str(&fn, 5, "r");
+    pbw_str(&n, 1, "p");
+    pbw_str(&n, 1, "q");
+    pbw_str(&n, 2, "u");
+    pbw_str(&n, 4, "Add");
+    pbw_msg(&fn, 7, &n);
+    pbw_str(&n, 1, "u");
+    pbw_str(&n, 2, "r");
+    pbw_str(&n, 4, "LeakyRelu");
+    pbw_str(&a, 1, "alpha");
+    pbw_str(&a, 21, "alpha");
+    pbw_int(&a, 20, 1);
+    pbw_msg(&n, 5, &a);
+    pbw_str(&a, 1, "beta");
+    pbw_str(&a, 21, "b");
+    pbw_msg(&n, 5, &a);
+    pbw_msg(&fn, 7, &n);
+    pbw_str(&a, 1, "b");
+    pbw_int(&a, 3, 3);
+    pbw_msg(&fn, 11, &a);
+    pbw_msg(&m, 25, &fn);
+  }
+  return m;
 }
 
 static void for_each_seed(seed_fn fn, void *ctx)
