@@ -36,6 +36,12 @@ struct lm_conv {
   size_t off_src, off_dst, off_z, ws_size;   /* workspace regions */
   void *own_ws;
   lm_phases *phases;       /* PHASES: the per-phase convs do the work */
+  /* SUBPIXEL with a 1-tap first dim (k == s) runs over slabs of `chunk`
+  ** input planes, so z stays in cache between the conv and the scatter
+  ** (0: one run over everything). */
+  int64_t chunk;
+  size_t src_plane_bytes;  /* one input plane, channels-last */
+  dnnl_memory_t m_src_full;
   char impl[192];
 };
 
@@ -233,12 +239,12 @@ static dnnl_status_t make_attr(const lm_conv_desc *d, bool post_ops, dnnl_primit
 /* One attempt at a primitive descriptor with the given dst layout and
 ** dtypes; dnnl_unimplemented means "try the next candidate". */
 static dnnl_status_t try_pd(const lm_conv *c, const prim_shape *ps, dnnl_data_type_t cdt,
-                            dnnl_data_type_t ddt, dnnl_format_tag_t dtag, bool post_ops,
-                            dnnl_primitive_desc_t *pd) {
+                            dnnl_format_tag_t stag, dnnl_data_type_t ddt,
+                            dnnl_format_tag_t dtag, bool post_ops, dnnl_primitive_desc_t *pd) {
   const lm_conv_desc *d = &c->d;
   dnnl_memory_desc_t src_md, wei_md, bias_md, dst_md;
   dnnl_status_t st;
-  if ((st = dnnl_memory_desc_init_by_tag(&src_md, ps->nd, ps->src, cdt, dnnl_format_tag_any)) ||
+  if ((st = dnnl_memory_desc_init_by_tag(&src_md, ps->nd, ps->src, cdt, stag)) ||
       (st = dnnl_memory_desc_init_by_tag(&wei_md, ps->wnd, ps->wei, cdt, dnnl_format_tag_any)) ||
       (st = dnnl_memory_desc_init_by_tag(&bias_md, 1, ps->bias, dnnl_f32, dnnl_a)) ||
       (st = dnnl_memory_desc_init_by_tag(&dst_md, ps->nd, ps->dst, ddt, dtag)))
@@ -269,7 +275,8 @@ static dnnl_status_t try_pd(const lm_conv *c, const prim_shape *ps, dnnl_data_ty
 /* Candidates in order of preference: activation fused before not fused
 ** (then a separate pass applies it); for the sub-pixel form the channels-last
 ** f32 z its scatter reads before any layout (reordered into z); f32 dst
-** before bf16 dst (reordered back to f32). */
+** before bf16 dst (reordered back to f32).  Slabs (c->chunk) need both src
+** and z channels-last, so that a slab is one contiguous piece of each. */
 typedef struct dst_choice {
   dnnl_data_type_t dt;
   dnnl_format_tag_t tag;
@@ -281,13 +288,14 @@ static dnnl_status_t choose_pd(lm_conv *c, const prim_shape *ps, dnnl_primitive_
   int nd = 0;
   if (c->path == LM_CONV_PATH_SUBPIXEL)
     dsts[nd++] = (dst_choice){dnnl_f32, channels_last_tag(ps->nd)};
-  dsts[nd++] = (dst_choice){dnnl_f32, dnnl_format_tag_any};
-  if (c->bf16) dsts[nd++] = (dst_choice){dnnl_bf16, dnnl_format_tag_any};
+  if (!c->chunk) dsts[nd++] = (dst_choice){dnnl_f32, dnnl_format_tag_any};
+  if (c->bf16 && !c->chunk) dsts[nd++] = (dst_choice){dnnl_bf16, dnnl_format_tag_any};
+  dnnl_format_tag_t stag = c->chunk ? channels_last_tag(ps->nd) : dnnl_format_tag_any;
   dnnl_status_t st = dnnl_unimplemented;
   for (int po = 1; po >= 0; po--) {
     if (!po && c->d.act == LM_ACT_NONE) break;
     for (int i = 0; i < nd; i++) {
-      st = try_pd(c, ps, cdt, dsts[i].dt, dsts[i].tag, po, pd);
+      st = try_pd(c, ps, cdt, stag, dsts[i].dt, dsts[i].tag, po, pd);
       if (st == dnnl_success) { c->act_pass = !po && c->d.act != LM_ACT_NONE; return st; }
       if (st != dnnl_unimplemented) return st;
     }
@@ -338,8 +346,25 @@ static void impl_name(lm_conv *c, dnnl_primitive_desc_t pd) {
   dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &info);
   const char *form = c->path == LM_CONV_PATH_SUBPIXEL ? "subpixel+"
                      : c->path == LM_CONV_PATH_DECONV ? "deconv+" : "";
-  snprintf(c->impl, sizeof c->impl, "%s%s%s%s", form, info, c->bf16 ? ",bf16" : "",
-           c->act_pass ? ",act-pass" : "");
+  char slabs[32] = "";
+  if (c->chunk) snprintf(slabs, sizeof slabs, ",slabs%lld", (long long)(c->d.in[0] / c->chunk));
+  snprintf(c->impl, sizeof c->impl, "%s%s%s%s%s", form, info, c->bf16 ? ",bf16" : "",
+           c->act_pass ? ",act-pass" : "", slabs);
+}
+
+/* Slab height for the sub-pixel form: the largest divisor of the input
+** depth whose z slab fits in about 4 MB (L2 is 2 MB a core, L3 is shared),
+** or 0 where slabs do not apply (a first dim with more than one tap or
+** with pads) or would be the whole input anyway. */
+static int64_t pick_chunk(const lm_conv_desc *d, const lm_subpixel *sp) {
+  if (d->nsp != 3 || sp->T[0] != 1 || sp->cpad_lo[0] || sp->cpad_hi[0] || sp->q0[0] ||
+      sp->Q[0] != d->in[0])
+    return 0;
+  size_t plane = (size_t)(sp->Q[1] * sp->Q[2] * sp->cz) * sizeof(float);
+  int64_t best = 1;
+  for (int64_t h = 1; h <= d->in[0]; h++)
+    if (d->in[0] % h == 0 && (size_t)h * plane <= ((size_t)4 << 20)) best = h;
+  return best == d->in[0] && d->n == 1 ? 0 : best;
 }
 
 /* ConvTranspose, measured on this machine's AMX Xeon, 1 thread:
@@ -394,8 +419,13 @@ int lm_conv_new_path(const lm_conv_desc *d, const float *weight, const float *bi
   }
   if (st != dnnl_success) goto dnnl_error;
 
-  prim_shape ps;
+  prim_shape ps, full;
   shape_for(c, &ps);
+  full = ps;
+  if (path == LM_CONV_PATH_SUBPIXEL && (c->chunk = pick_chunk(d, &c->sp))) {
+    ps.src[0] = ps.dst[0] = 1;
+    ps.src[2] = ps.dst[2] = c->chunk;
+  }
   float *vbuf = NULL;                      /* sub-pixel weights and bias */
   const float *wsrc = weight, *bsrc = bias;
   if (path == LM_CONV_PATH_SUBPIXEL) {
@@ -415,6 +445,11 @@ int lm_conv_new_path(const lm_conv_desc *d, const float *weight, const float *bi
   dnnl_primitive_desc_t pd = NULL;
   call = "dnnl_primitive_desc_create";
   st = choose_pd(c, &ps, &pd);
+  if (st == dnnl_unimplemented && c->chunk) {
+    c->chunk = 0;               /* no channels-last kernel: whole runs */
+    ps = full;
+    st = choose_pd(c, &ps, &pd);
+  }
   if (st == dnnl_unimplemented && c->bf16) {
     c->bf16 = false;            /* no bf16 kernel for this shape: f32 */
     st = choose_pd(c, &ps, &pd);
@@ -426,8 +461,15 @@ int lm_conv_new_path(const lm_conv_desc *d, const float *weight, const float *bi
   const dnnl_memory_desc_t *wei_md = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
   const dnnl_memory_desc_t *dst_md = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
   const dnnl_memory_desc_t *scr_md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-  dnnl_memory_desc_t user_src_md, target_md, user_wei_md, bias_md;
-  dnnl_memory_desc_init_by_tag(&user_src_md, ps.nd, ps.src, dnnl_f32, plain_tag(ps.nd));
+  dnnl_memory_desc_t user_src_md, target_md, user_wei_md, bias_md, src_full_md;
+  dnnl_memory_desc_init_by_tag(&user_src_md, ps.nd, full.src, dnnl_f32, plain_tag(ps.nd));
+  /* slabs: the whole src reordered once into channels-last, then sliced */
+  dnnl_memory_desc_init_by_tag(&src_full_md, ps.nd, full.src, c->bf16 ? dnnl_bf16 : dnnl_f32,
+                               channels_last_tag(ps.nd));
+  if (c->chunk) {
+    src_md = &src_full_md;
+    c->src_plane_bytes = dnnl_memory_desc_get_size(&src_full_md) / (size_t)(d->n * d->in[0]);
+  }
   dnnl_memory_desc_init_by_tag(&target_md, ps.nd, ps.dst, dnnl_f32,
                                path == LM_CONV_PATH_SUBPIXEL ? channels_last_tag(ps.nd)
                                                              : plain_tag(ps.nd));
@@ -455,7 +497,10 @@ int lm_conv_new_path(const lm_conv_desc *d, const float *weight, const float *bi
   if (st == dnnl_success) {
     call = "dnnl_memory_create";
     void *none = DNNL_MEMORY_NONE;
-    st = dnnl_memory_create(&c->m_src, src_md, c->eng, none);
+    st = dnnl_memory_create(&c->m_src, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0),
+                            c->eng, none);
+    if (st == dnnl_success && c->chunk)
+      st = dnnl_memory_create(&c->m_src_full, &src_full_md, c->eng, none);
     if (st == dnnl_success) st = dnnl_memory_create(&c->m_dst, dst_md, c->eng, none);
     if (st == dnnl_success) st = dnnl_memory_create(&c->m_scratch, scr_md, c->eng, none);
     if (st == dnnl_success) st = dnnl_memory_create(&c->m_user_src, &user_src_md, c->eng, none);
@@ -495,8 +540,51 @@ static dnnl_status_t exec2(lm_conv *c, dnnl_primitive_t p, dnnl_memory_t from, d
   return dnnl_primitive_execute(p, c->stream, 2, args);
 }
 
+static dnnl_status_t exec_prim(lm_conv *c) {
+  dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, c->m_src}, {DNNL_ARG_WEIGHTS, c->m_wei},
+                             {DNNL_ARG_DST, c->m_dst}, {DNNL_ARG_SCRATCHPAD, c->m_scratch}};
+  int nargs = 4;
+  if (c->m_bias) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, c->m_bias};
+  return dnnl_primitive_execute(c->prim, c->stream, nargs, args);
+}
+
+/* The sub-pixel form over slabs: src reordered once, then per slab the
+** conv into the cache-sized z and its scatter into dst. */
+static dnnl_status_t run_slabs(lm_conv *c, const float *src, float *dst, char *w) {
+  const lm_conv_desc *d = &c->d;
+  /* (one input channel: plain is channels-last already, nothing to reorder) */
+  char *sbase = c->src_reorder ? w + c->off_src : (char *)src;
+  dnnl_status_t st = dnnl_success;
+  if (c->src_reorder) {
+    dnnl_memory_set_data_handle(c->m_user_src, (void *)src);
+    dnnl_memory_set_data_handle(c->m_src_full, sbase);
+    st = exec2(c, c->src_reorder, c->m_user_src, c->m_src_full);
+  }
+  dnnl_memory_set_data_handle(c->m_scratch, w);
+  dnnl_memory_set_data_handle(c->m_dst, w + c->off_z);
+  for (int64_t n = 0; n < d->n && st == dnnl_success; n++)
+    for (int64_t q = 0; q < d->in[0] && st == dnnl_success; q += c->chunk) {
+      size_t plane = (size_t)(n * d->in[0] + q);
+      dnnl_memory_set_data_handle(c->m_src, sbase + plane * c->src_plane_bytes);
+      st = exec_prim(c);
+      if (st == dnnl_success) st = dnnl_stream_wait(c->stream);
+      if (st == dnnl_success)
+        lm_subpixel_scatter(d, &c->sp, (const float *)(w + c->off_z), dst, n, n + 1, q,
+                            q + c->chunk);
+    }
+  return st;
+}
+
 int lm_conv_run_ws(lm_conv *c, const float *src, float *dst, void *ws) {
   if (c->phases) return lm_phases_run(c->phases, src, dst, ws);
+  if (c->chunk) {
+    dnnl_status_t st = run_slabs(c, src, dst, ws);
+    if (st != dnnl_success) return st == dnnl_out_of_memory ? LM_ENOMEM : LM_EINTERNAL;
+    if (c->act_pass)
+      lm_conv_act_apply(c->d.act, c->d.alpha, c->d.beta, dst,
+                        (size_t)(c->d.n * c->d.cout * prod(c->d.out, c->d.nsp)));
+    return LM_OK;
+  }
   char *w = ws;
   const lm_conv_desc *d = &c->d;
   void *target = c->path == LM_CONV_PATH_SUBPIXEL ? (void *)(w + c->off_z) : (void *)dst;
@@ -510,20 +598,15 @@ int lm_conv_run_ws(lm_conv *c, const float *src, float *dst, void *ws) {
   }
   dnnl_memory_set_data_handle(c->m_dst, c->dst_reorder ? (void *)(w + c->off_dst) : target);
   dnnl_memory_set_data_handle(c->m_scratch, w);
-  if (st == dnnl_success) {
-    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, c->m_src}, {DNNL_ARG_WEIGHTS, c->m_wei},
-                               {DNNL_ARG_DST, c->m_dst}, {DNNL_ARG_SCRATCHPAD, c->m_scratch}};
-    int nargs = 4;
-    if (c->m_bias) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, c->m_bias};
-    st = dnnl_primitive_execute(c->prim, c->stream, nargs, args);
-  }
+  if (st == dnnl_success) st = exec_prim(c);
   if (st == dnnl_success && c->dst_reorder) {
     dnnl_memory_set_data_handle(c->m_target, target);
     st = exec2(c, c->dst_reorder, c->m_dst, c->m_target);
   }
   if (st == dnnl_success) st = dnnl_stream_wait(c->stream);
   if (st != dnnl_success) return st == dnnl_out_of_memory ? LM_ENOMEM : LM_EINTERNAL;
-  if (c->path == LM_CONV_PATH_SUBPIXEL) lm_subpixel_scatter(d, &c->sp, target, dst);
+  if (c->path == LM_CONV_PATH_SUBPIXEL)
+    lm_subpixel_scatter(d, &c->sp, target, dst, 0, d->n, 0, c->sp.Q[0]);
   if (c->act_pass)
     lm_conv_act_apply(d->act, d->alpha, d->beta, dst,
                       (size_t)(d->n * d->cout * prod(d->out, d->nsp)));
@@ -546,7 +629,7 @@ void lm_conv_free(lm_conv *c) {
   for (size_t i = 0; i < sizeof prims / sizeof *prims; i++)
     if (prims[i]) dnnl_primitive_destroy(prims[i]);
   dnnl_memory_t mems[] = {c->m_src, c->m_wei, c->m_bias, c->m_dst, c->m_scratch,
-                          c->m_user_src, c->m_target};
+                          c->m_user_src, c->m_target, c->m_src_full};
   for (size_t i = 0; i < sizeof mems / sizeof *mems; i++)
     if (mems[i]) dnnl_memory_destroy(mems[i]);
   lm_phases_free(c->phases);

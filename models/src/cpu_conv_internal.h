@@ -45,9 +45,12 @@ void lm_subpixel_weights(const lm_conv_desc *d, const lm_subpixel *sp,
 void lm_subpixel_bias(const lm_conv_desc *d, const lm_subpixel *sp,
                       const float *bias, float *bz);
 /* dst[n][co][o...] = z[n][q...][channel of (co, phase)], z channels-last
-** (n, Q0, Q1, Q2, cz).  Parallel over output rows (OpenMP). */
+** (n, Q0, Q1, Q2, cz), for the batch items [n0, n1) and the output rows
+** whose phase-grid index q (dim 0 of the view) is in [q0, q1): z holds
+** just those, (n1-n0, q1-q0, Q1, Q2, cz).  Parallel over output rows. */
 void lm_subpixel_scatter(const lm_conv_desc *d, const lm_subpixel *sp,
-                         const float *z, float *dst);
+                         const float *z, float *dst, int64_t n0, int64_t n1,
+                         int64_t q0, int64_t q1);
 
 /* ConvTranspose as one stride-1 Conv per output phase (cpu_conv_phases.c):
 ** no zero taps where the phases' kernels differ in size (k3 s2). */

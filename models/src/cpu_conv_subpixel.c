@@ -87,18 +87,25 @@ void lm_subpixel_bias(const lm_conv_desc *d, const lm_subpixel *sp,
 enum { SCATTER_TILE = 32 };
 
 void lm_subpixel_scatter(const lm_conv_desc *d, const lm_subpixel *sp,
-                         const float *z, float *dst) {
+                         const float *z, float *dst, int64_t n0, int64_t n1,
+                         int64_t q0, int64_t q1) {
   const int64_t cout = d->cout, cog = cout / d->group, cz = sp->cz;
   const int64_t o0 = sp->out[0], o1 = sp->out[1], o2 = sp->out[2];
-  const int64_t Q0 = sp->Q[0], Q1 = sp->Q[1], Q2 = sp->Q[2];
-  const int64_t rows = d->n * o0 * o1;
+  const int64_t Q1 = sp->Q[1], Q2 = sp->Q[2], zq = q1 - q0;
+  /* output rows of dim 0 whose q is in [q0, q1): o + plo in [(q0+q0_0)*s, ...) */
+  int64_t a0 = (q0 + sp->q0[0]) * sp->s[0] - sp->plo[0];
+  int64_t a1 = (q1 + sp->q0[0]) * sp->s[0] - sp->plo[0];
+  if (a0 < 0) a0 = 0;
+  if (a1 > o0) a1 = o0;
+  const int64_t na = a1 > a0 ? a1 - a0 : 0;
+  const int64_t rows = (n1 - n0) * na * o1;
 #pragma omp parallel for schedule(static)
   for (int64_t row = 0; row < rows; row++) {
-    int64_t n = row / (o0 * o1), a = row / o1 % o0, b = row % o1;
+    int64_t n = n0 + row / (na * o1), a = a0 + row / o1 % na, b = row % o1;
     int64_t ua = a + sp->plo[0], ub = b + sp->plo[1];
     int64_t qa = ua / sp->s[0] - sp->q0[0], ra = ua % sp->s[0];
     int64_t qb = ub / sp->s[1] - sp->q0[1], rb = ub % sp->s[1];
-    const float *zrow = z + ((n * Q0 + qa) * Q1 + qb) * Q2 * cz;
+    const float *zrow = z + (((n - n0) * zq + qa - q0) * Q1 + qb) * Q2 * cz;
     int64_t phase_ab = (ra * sp->s[1] + rb) * sp->s[2];
     float *drow = dst + (n * cout * o0 + a) * o1 * o2 + b * o2;
     int64_t zoff[SCATTER_TILE];

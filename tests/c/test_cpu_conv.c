@@ -272,6 +272,20 @@ static void convt_k2s2(void) {
   convt_all_paths(d, false, NULL, TOL, "subpixel+");
 }
 
+/* Big enough planes (z 2 MB a plane) that the sub-pixel form runs in two
+** slabs of input planes; batch 2 runs the slabs per item. */
+static void convt_k2s2_slabs(void) {
+  lm_conv_desc d = desc(3, 1, 4, 64, 1);
+  d.in[0] = 4; d.in[1] = 32; d.in[2] = 32;
+  for (int j = 0; j < 3; j++) { d.k[j] = 2; d.stride[j] = 2; }
+  d.act = LM_ACT_RELU; d.transposed = true;
+  out_extent(&d, NULL);
+  CHECK_CONV(d, true, LM_CONV_PATH_AUTO, ",slabs2", TOL);
+  d.n = 2; d.cout = 16; d.in[1] = d.in[2] = 4;
+  out_extent(&d, NULL);
+  CHECK_CONV(d, false, LM_CONV_PATH_AUTO, ",slabs1", TOL);
+}
+
 static void convt_k3s2p1_output_padding(void) {
   lm_conv_desc d = desc(3, 1, 4, 3, 1);
   d.in[0] = 3; d.in[1] = 3; d.in[2] = 4;
@@ -421,6 +435,7 @@ int main(void) {
   RUN(conv_groups_and_depthwise);
   RUN(conv_every_activation);
   RUN(convt_k2s2);
+  RUN(convt_k2s2_slabs);
   RUN(convt_k3s2p1_output_padding);
   RUN(convt_k4s2p1_2d);
   RUN(convt_groups_dilation_stride3);
