@@ -11,7 +11,10 @@ layers (relu, elu, gelu = erf form as tfjs).  The Keras channels-last input
 (1, X, Y, Z, 1) is lumen's (1, 1, X, Y, Z).
 
 Tolerance: max|lumen - torch| <= 1e-4 * max(1, max|torch|) (float32 vs 64).
-usage: test_tfjs_parity.py LUMEN parity_tfjs.lua   (exit 77 without data)
+Then a synthetic model of every translated layer kind with TensorFlow's
+padding and transposed-convolution rules (tfjs_synthetic.py), same tolerance.
+
+usage: test_tfjs_parity.py LUMEN parity_tfjs.lua   (exit 77 without data or torch)
 """
 import json
 import os
@@ -84,7 +87,26 @@ def main():
         return 77
     rng = np.random.default_rng(20261122)
     failed = 0
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import tfjs_synthetic
     with tempfile.TemporaryDirectory(prefix="tfjs_parity_") as tmp:
+        ls, weights = tfjs_synthetic.write(tmp, rng)
+        x = rng.standard_normal((1, tfjs_synthetic.INPUT[-1]) + tfjs_synthetic.INPUT[:3],
+                                dtype=np.float32)
+        xin, xout = os.path.join(tmp, "syn.in.npy"), os.path.join(tmp, "syn.out.npy")
+        np.save(xin, x)
+        r = subprocess.run([lumen, "run", driver, os.path.join(tmp, "model.json"), xin, xout],
+                           capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            print(f"not ok 0 - synthetic: lumen failed: {(r.stderr or r.stdout).strip()}")
+            failed += 1
+        else:
+            got, ref = np.load(xout), tfjs_synthetic.reference(ls, weights, x.astype(np.float64))
+            diff = float(np.abs(got - ref).max()) if got.shape == ref.shape else float("inf")
+            tol = RTOL * max(1.0, float(np.abs(ref).max()))
+            failed += not diff <= tol
+            print(f"{'ok' if diff <= tol else 'not ok'} 0 - synthetic layers: shape {got.shape} "
+                  f"(want {ref.shape}), max|diff| {diff:.3g} (tol {tol:.3g})")
         for i, (name, shard) in enumerate(MODELS):
             d = os.path.join(data, "models", name)
             model = json.load(open(os.path.join(d, "model.json")))
