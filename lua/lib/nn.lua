@@ -357,7 +357,9 @@ end
 -- "<prefix><i * block>.weight".  opts: {prefix = "model.", activation =
 -- "relu" | "elu" | "gelu" (default: gelu when config.gelu, else relu),
 -- norm = "batch" | "instance" (when config.bnorm; default batch), input =
--- "input", output = "output"}.
+-- "input", output = "output"}.  With opts.weights (a safetensors file, or
+-- several) it returns the built Model instead: g:build{weights =, base =
+-- opts.base, precision =, axes =}.
 function nn.meshnet(config, opts)
   if type(config) == "string" then config = nn.read_json(config) end
   if type(config) ~= "table" or type(config.layers) ~= "table" or #config.layers < 1 then
@@ -404,6 +406,10 @@ function nn.meshnet(config, opts)
     end
   end
   g:output(x)
+  if opts.weights then
+    return g:build{weights = opts.weights, base = opts.base, precision = opts.precision,
+                   axes = opts.axes}
+  end
   return g
 end
 
@@ -420,19 +426,20 @@ function nn.read_json(path)
   return v
 end
 
--- nn.load_network(file, {weights =, base =, precision =, axes =}) -> Model.
--- file is a Lua network description, as a model package's "network" field
--- names: it runs with ... = (lumen.nn, base folder) and returns a graph
--- builder (nn.graph, nn.meshnet) or graph JSON text; the weights file(s)
--- are read from base (default: the file's folder).  For example:
---   local nn, dir = ...
---   return nn.meshnet(dir .. "/model5_gw_ae_safetensors_config.json")
+-- nn.load_network(file, {weights =, base =, metadata =, precision =, axes =})
+-- -> Model.  file is a Lua network description, as a model package's
+-- "network" field names (lua/lib/models.lua runs those the same way): it
+-- runs with ... = (base folder, metadata table) and returns a graph builder
+-- (nn.graph, nn.meshnet) or graph JSON text; the weights file(s) are read
+-- from base (default: the file's folder).  For example:
+--   local dir = ...
+--   return lumen.nn.meshnet(dir .. "/model5_gw_ae_safetensors_config.json")
 function nn.load_network(file, o)
   o = o or {}
   local base = o.base or file:match("^(.*)/[^/]*$") or "."
   local chunk, err = loadfile(file, "t")
   if not chunk then error("lumen.nn: " .. tostring(err), 2) end
-  local net = chunk(nn, base)
+  local net = chunk(base, o.metadata or {})
   if type(net) == "string" then
     if not lumen.load_graph then
       error("lumen.nn: this build has no lumen.load_graph (models are not available)", 2)

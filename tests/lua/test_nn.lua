@@ -181,14 +181,19 @@ tap.test("build: MeshNet (safetensors) = tfjs model5 on a small volume", functio
   -- the same network as a package would name it: a Lua network file
   local tmp = t:tmpdir()
   local f = assert(io.open(tmp .. "/network.lua", "w"))
-  f:write("local nn, dir = ...\n",
-          "return nn.meshnet(dir .. '/model5_gw_ae_safetensors_config.json')\n")
+  f:write("local dir = ...\n",
+          "return lumen.nn.meshnet(dir .. '/model5_gw_ae_safetensors_config.json')\n")
   f:close()
   local m2 <close> = nn.load_network(tmp .. "/network.lua",
                                      {weights = "model5_gw_ae.safetensors", base = dir})
   local c <close> = Infer(m2, x)
   t:eq(c:get(2, 5, 4, 3), a:get(2, 5, 4, 3))
   t:eq(c:get(0, 9, 8, 7), a:get(0, 9, 8, 7))
+  -- and in one call, as pipelines/brain_tissue.lua does
+  local m3 <close> = nn.meshnet(cfg, {weights = dir .. "/model5_gw_ae.safetensors"})
+  t:ok(lumen.ismodel(m3))
+  local e <close> = Infer(m3, x)
+  t:eq(e:get(1, 3, 2, 1), a:get(1, 3, 2, 1))
   t:cleanup()
 end)
 
