@@ -9,6 +9,7 @@
  * The pytorch-converted, pytorch-operator and simple folders of the same
  * package (same layout) run too, their names prefixed with the folder.
  *
+ * Each test runs in a child process: a crash fails that test only.
  * One TAP line per test folder.  Skipped, with the reason counted in the
  * summary: models using an op lumen does not support, tests with non-float
  * inputs or outputs (the plan API takes and gives float32 only), and the
@@ -24,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cpu_ops.h"
 #include "graph.h"
@@ -366,6 +369,55 @@ static int by_name(const struct dirent **a, const struct dirent **b)
   return strcmp((*a)->d_name, (*b)->d_name);
 }
 
+/* run_one in a child process, so that a kernel that crashes fails its own
+** test and the others still run (and say what they say). */
+typedef struct child_report {
+  int result;
+  bool bound;
+  char msg[768];
+} child_report;
+
+static result run_isolated(const char *dir, const char *name, char *msg, size_t cap, bool *bound)
+{
+  int fds[2];
+  if (pipe(fds) != 0) return run_one(dir, name, msg, cap, bound);
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return run_one(dir, name, msg, cap, bound);
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    child_report rep = {0};
+    rep.result = run_one(dir, name, rep.msg, sizeof rep.msg, &rep.bound);
+    ssize_t w = write(fds[1], &rep, sizeof rep);
+    _exit(w == (ssize_t)sizeof rep ? 0 : 3);
+  }
+  close(fds[1]);
+  child_report rep;
+  size_t got = 0;
+  while (got < sizeof rep) {
+    ssize_t k = read(fds[0], (char *)&rep + got, sizeof rep - got);
+    if (k <= 0) break;
+    got += (size_t)k;
+  }
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (got == sizeof rep && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    snprintf(msg, cap, "%s", rep.msg);
+    *bound = rep.bound;
+    return (result)rep.result;
+  }
+  if (WIFSIGNALED(status))
+    snprintf(msg, cap, "crashed (signal %d: %s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+  else
+    snprintf(msg, cap, "the test process exited with status %d", WEXITSTATUS(status));
+  return R_FAIL;
+}
+
 /* Every test folder of one root; "label/" prefixes the names it prints. */
 static void run_root(const char *root, const char *label, const char *filter, counts *c, int *tap)
 {
@@ -385,7 +437,7 @@ static void run_root(const char *root, const char *label, const char *filter, co
     }
     char msg[768] = "";
     bool bound = false;
-    result r = run_one(dir, name, msg, sizeof msg, &bound);
+    result r = run_isolated(dir, name, msg, sizeof msg, &bound);
     int t = ++*tap;
     switch (r) {
     case R_PASS:
