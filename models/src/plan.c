@@ -7,7 +7,8 @@
  *   constant bounds, Gelu, SiLU (Sigmoid + Mul) and the erf form of GELU that
  *   PyTorch exports (Div(sqrt 2), Erf, Add(1), Mul, Mul(0.5)).
  * - InstanceNormalization followed by Relu/LeakyRelu/PRelu(one slope)/Elu/
- *   Sigmoid/Tanh/Gelu runs as one fused kernel (plan_fused.c); so does the GroupNorm
+ *   Sigmoid/Tanh/Gelu and/or a residual Add runs as one fused kernel
+ *   (plan_fused.c); so does the GroupNorm
  *   pattern PyTorch exports (Reshape, InstanceNormalization, Reshape, Mul,
  *   Add), with or without such an activation after it.
  * - Reshape, Flatten, Squeeze and Unsqueeze of an intermediate are views:
@@ -60,6 +61,7 @@ typedef struct plan_step {
   /* STEP_INSTNORM, STEP_GROUPNORM */
   int64_t in_n, in_c, in_sp, groups;
   double eps;
+  int res_mode;                  /* STEP_INSTNORM residual: 0 none, 1 before, 2 after the act */
   lm_act act;
   float alpha;
   /* STEP_COPY */
@@ -480,8 +482,27 @@ static bool norm_act_supported(lm_act act)
          act == LM_ACT_SIGMOID || act == LM_ACT_TANH || act == LM_ACT_GELU;
 }
 
-/* InstanceNormalization + activation, when the norm's output has only the
-** activation as reader. */
+/* The other input of Add node ai when it can be added element by element
+** inside a step placed at node ni: a run-time float32 of shape like x, made
+** before node ni.  -1 otherwise. */
+static int residual_input(const builder *b, int ai, int v, const lm_gvalue *xv, int ni)
+{
+  const lm_graph *g = b->g;
+  const lm_gnode *a = &g->nodes[ai];
+  if (!op_is(a, "Add") || a->nout != 1) return -1;
+  int r = other_input(a, v);
+  if (r < 0 || r == v || is_const(g, r)) return -1;
+  const lm_gvalue *rv = &g->values[r];
+  if (rv->dt != LM_F32 || rv->ndim != xv->ndim ||
+      memcmp(rv->shape, xv->shape, sizeof(int64_t) * (size_t)xv->ndim))
+    return -1;
+  if (!rv->is_input && (rv->producer < 0 || rv->producer >= ni)) return -1;
+  return r;
+}
+
+/* InstanceNormalization with what follows it when it has one reader each:
+** an activation, and a residual Add before or after the activation
+** (ResEncUNet: IN, Add, LeakyRelu; MONAI UNet: IN, PRelu, Add). */
 static int try_instnorm_step(builder *b, int ni, bool *done)
 {
   *done = false;
@@ -496,20 +517,46 @@ static int try_instnorm_step(builder *b, int ni, bool *done)
     const lm_gvalue *pv = &g->values[lm_graph_resolve(g, n->in[j])];
     if (!pv->data || pv->dt != LM_F32 || lm_gvalue_numel(pv) != c) return LM_OK;
   }
-  int r = sole_reader(b, n->out[0]);
-  act_match m;
-  if (r < 0 || !match_simple_act(b, r, n->out[0], &m)) return LM_OK;
-  if (!norm_act_supported(m.act)) return LM_OK;
-  int rc = check_runtime_value(b, &g->nodes[r], m.final_value);
+  act_match m = {.act = LM_ACT_NONE};
+  int cur = n->out[0], absorbed[3], nabs = 0, res = -1, res_mode = 0;
+  int r = sole_reader(b, cur);
+  act_match mm;
+  if (r >= 0 && match_simple_act(b, r, cur, &mm) && norm_act_supported(mm.act)) {
+    m = mm;
+    absorbed[nabs++] = r;
+    cur = m.final_value;
+    int a = sole_reader(b, cur);
+    if (a >= 0 && (res = residual_input(b, a, cur, xv, ni)) >= 0) {
+      res_mode = 2;
+      absorbed[nabs++] = a;
+      cur = g->nodes[a].out[0];
+    }
+  } else if (r >= 0 && (res = residual_input(b, r, cur, xv, ni)) >= 0) {
+    res_mode = 1;
+    absorbed[nabs++] = r;
+    cur = g->nodes[r].out[0];
+    int ac = sole_reader(b, cur);
+    if (ac >= 0 && match_simple_act(b, ac, cur, &mm) && norm_act_supported(mm.act)) {
+      m = mm;
+      absorbed[nabs++] = ac;
+      cur = m.final_value;
+    }
+  }
+  if (!nabs) return LM_OK;
+  int rc = check_runtime_value(b, &g->nodes[absorbed[nabs - 1]], cur);
   if (rc < 0) return rc;
-  plan_step *s = new_step(b, STEP_INSTNORM, n, 3, 1);
+  plan_step *s = new_step(b, STEP_INSTNORM, n, res >= 0 ? 4 : 3, 1);
   if (!s) return fail(b->err, b->errlen, LM_ENOMEM, "out of memory");
   for (int j = 0; j < 3; j++) {
     s->vin[j] = lm_graph_resolve(g, n->in[j]);
     set_rt(g, &s->in[j], s->vin[j]);
   }
-  s->vout[0] = m.final_value;
-  set_rt(g, &s->out[0], m.final_value);
+  if (res >= 0) {
+    s->vin[3] = res;
+    set_rt(g, &s->in[3], res);
+  }
+  s->vout[0] = cur;
+  set_rt(g, &s->out[0], cur);
   s->in_n = xv->shape[0];
   s->in_c = c;
   s->in_sp = 1;
@@ -517,9 +564,13 @@ static int try_instnorm_step(builder *b, int ni, bool *done)
   s->eps = lm_gnode_attr_float(n, "epsilon", 1e-5);
   s->act = m.act;
   s->alpha = m.alpha;
-  s->inplace_inputs = 1;   /* each element is read before it is written */
-  b->skip[r] = true;
-  snprintf(s->label, sizeof s->label, "InstanceNormalization+%s '%s'", m.name, nname(n));
+  s->res_mode = res_mode;
+  /* Each element of x and of the residual is read before it is written. */
+  s->inplace_inputs = res >= 0 ? (1u | 8u) : 1u;
+  for (int i = 0; i < nabs; i++) b->skip[absorbed[i]] = true;
+  snprintf(s->label, sizeof s->label, "InstanceNormalization%s%s%s%s '%s'",
+           res_mode == 1 ? "+Add" : "", m.act != LM_ACT_NONE ? "+" : "",
+           m.act != LM_ACT_NONE ? m.name : "", res_mode == 2 ? "+Add" : "", nname(n));
   *done = true;
   return LM_OK;
 }
@@ -1196,7 +1247,8 @@ static int run_steps(lm_plan *p, const float *const *inputs, float *const *outpu
       break;
     case STEP_INSTNORM:
       lm_plan_instnorm_act(p->ptr[s->vin[0]], p->ptr[s->vout[0]], s->in_n, s->in_c, s->in_sp,
-                           p->ptr[s->vin[1]], p->ptr[s->vin[2]], s->eps, s->act, s->alpha);
+                           p->ptr[s->vin[1]], p->ptr[s->vin[2]], s->eps, s->act, s->alpha,
+                           s->res_mode ? p->ptr[s->vin[3]] : NULL, s->res_mode == 2);
       break;
     case STEP_GROUPNORM:
       lm_plan_groupnorm_act(p->ptr[s->vin[0]], p->ptr[s->vout[0]], s->in_n, s->in_c, s->groups,

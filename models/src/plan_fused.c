@@ -3,6 +3,7 @@
  * its affine and activation, so the normalised volume is written once
  * instead of written, read and written again by separate element-wise ops. */
 #include <math.h>
+#include <stdbool.h>
 
 #include "plan_internal.h"
 
@@ -41,7 +42,7 @@ static void moments(const float *x, int64_t cnt, double *mean, double *var)
 
 void lm_plan_instnorm_act(const float *x, float *y, int64_t n, int64_t c, int64_t sp,
                           const float *scale, const float *bias, double eps,
-                          lm_act act, float alpha)
+                          lm_act act, float alpha, const float *res, bool res_after_act)
 {
   int64_t planes = n * c;
   /* One plane per iteration: the statistics of a plane never depend on the
@@ -58,9 +59,21 @@ void lm_plan_instnorm_act(const float *x, float *y, int64_t n, int64_t c, int64_
      * order). */
     double a = 1.0 / sqrt(var + eps) * (scale ? scale[ch] : 1.0f);
     double b = bias ? bias[ch] : 0.0f;
+    if (!res) {
 #pragma omp simd
-    for (int64_t i = 0; i < sp; i++)
-      yp[i] = apply_act(act, alpha, (float)((xp[i] - mean) * a + b));
+      for (int64_t i = 0; i < sp; i++)
+        yp[i] = apply_act(act, alpha, (float)((xp[i] - mean) * a + b));
+    } else if (!res_after_act) {
+      const float *rp = res + pl * sp;
+#pragma omp simd
+      for (int64_t i = 0; i < sp; i++)
+        yp[i] = apply_act(act, alpha, (float)((xp[i] - mean) * a + b) + rp[i]);
+    } else {
+      const float *rp = res + pl * sp;
+#pragma omp simd
+      for (int64_t i = 0; i < sp; i++)
+        yp[i] = apply_act(act, alpha, (float)((xp[i] - mean) * a + b)) + rp[i];
+    }
   }
 }
 

@@ -13,11 +13,12 @@
 /* InstanceNormalization and the activation after it in one pass over the
 ** output: y = act((x - mean[n,c]) / sqrt(var[n,c] + eps) * scale[c] +
 ** bias[c]), statistics over the spatial extent sp, accumulated in double.
-** x and y may be the same buffer.  act: NONE, RELU, LEAKY_RELU (alpha), ELU
-** (alpha), SIGMOID, TANH, GELU (erf form). */
+** With res (same shape as x): y = act(norm + res), or act(norm) + res when
+** res_after_act.  y may be the same buffer as x or as res.  act: NONE, RELU,
+** LEAKY_RELU (alpha), ELU (alpha), SIGMOID, TANH, GELU (erf form). */
 void lm_plan_instnorm_act(const float *x, float *y, int64_t n, int64_t c, int64_t sp,
                           const float *scale, const float *bias, double eps,
-                          lm_act act, float alpha);
+                          lm_act act, float alpha, const float *res, bool res_after_act);
 
 /* PyTorch's exported GroupNorm, Reshape(N, G, -1) -> InstanceNormalization
 ** (gscale, gbias per group) -> Reshape back -> Mul(gamma) -> Add(beta), and

@@ -585,6 +585,50 @@ static void test_instnorm_act(void)
   instnorm_case(act_elu, "InstanceNormalization+Elu");
 }
 
+/* InstanceNormalization with a residual Add: ResEncUNet's IN, Add,
+ * LeakyRelu; MONAI's IN, PRelu, Add; a residual computed after the norm in
+ * node order is not fused. */
+static void instnorm_residual_case(int form, const char *label)
+{
+  lm_graph *g = lm_graph_new();
+  int64_t xsh[5] = {1, 3, 4, 5, 2}, csh[1] = {3};
+  int x = input(g, "x", 5, xsh);
+  int res = form == 3 ? -1 : node1(g, "Sigmoid", "res", x);
+  int in[3] = {x, const_rand(g, 1, csh, 1, 0.5f, 1), const_rand(g, 1, csh, 2, 0.5f, 0)};
+  int nrm = node(g, "InstanceNormalization", "in", 3, in);
+  int y;
+  if (form == 0) y = act_leaky(g, node2(g, "Add", "add", nrm, res));
+  else if (form == 1) y = node2(g, "Add", "add", res, act_prelu(g, nrm));
+  else if (form == 2) y = node2(g, "Add", "add", nrm, res);
+  else {
+    int a = node1(g, "Relu", "relu", nrm);
+    y = node2(g, "Add", "add", a, node1(g, "Sigmoid", "late", x));
+  }
+  lm_graph_add_output(g, y);
+  int64_t n = numel(5, xsh), rn;
+  float *xs = rand_input(n, 3);
+  lm_plan *p = NULL;
+  float *got = plan_run(g, xs, &p);
+  float *want = ref_run(g, xs, &rn);
+  if (p) {
+    if (!plan_has_step(p, label)) TAP_FAIL("no step '%s'", label);
+    lm_plan_free(p);
+  }
+  if (got) check_close(got, want, rn, 1e-6);
+  free(xs);
+  free(got);
+  free(want);
+  lm_graph_free(g);
+}
+
+static void test_instnorm_residual(void)
+{
+  instnorm_residual_case(0, "InstanceNormalization+Add+LeakyRelu 'in'");
+  instnorm_residual_case(1, "InstanceNormalization+PRelu+Add 'in'");
+  instnorm_residual_case(2, "InstanceNormalization+Add 'in'");
+  instnorm_residual_case(3, "InstanceNormalization+Relu 'in'");
+}
+
 /* SegResNet's exported GroupNorm: Reshape, InstanceNormalization, Reshape,
  * Mul, Add [, Relu]. */
 static void groupnorm_case(bool with_act)
@@ -932,6 +976,7 @@ int main(int argc, char **argv)
   RUN(test_conv_act_fusion);
   RUN(test_no_fusion_with_second_reader);
   RUN(test_instnorm_act);
+  RUN(test_instnorm_residual);
   RUN(test_groupnorm_pattern);
   RUN(test_memory_reuse);
   RUN(test_inplace_and_views);
