@@ -6,6 +6,7 @@
  * `test_graph_plan model5` runs the brainchop MeshNet ONNX from
  * $LUMEN_TEST_DATA instead (exit 77 without the data). */
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -875,6 +876,70 @@ static void test_plan_errors(void)
   lm_graph_free(g);
 }
 
+/* The same numbers with 1 and 2 threads; the caller's OpenMP setting is
+ * restored; profiling counts time per step. */
+static void test_threads_and_profile(void)
+{
+  lm_graph *g = lm_graph_new();
+  int64_t xsh[5] = {1, 2, 6, 5, 4}, csh[1] = {4};
+  int x = input(g, "x", 5, xsh);
+  int c = conv(g, "c", x, 2, 4, 3, 51);
+  int in[3] = {c, const_rand(g, 1, csh, 52, 0.5f, 1), const_rand(g, 1, csh, 53, 0.5f, 0)};
+  lm_graph_add_output(g, act_leaky(g, node(g, "InstanceNormalization", "in", 3, in)));
+  CHECK_INT(lm_graph_prepare(g), LM_OK);
+  int nd = 5;
+  const int64_t *shapes[1] = {xsh};
+  int64_t n = numel(5, xsh), on = 4 * 6 * 5 * 4;
+  float *xs = rand_input(n, 7), *y1 = malloc(sizeof(float) * (size_t)on),
+        *y2 = malloc(sizeof(float) * (size_t)on);
+  char err[256];
+  lm_plan *p1 = NULL, *p2 = NULL;
+  lm_plan_options o1 = {.threads = 1}, o2 = {.threads = 2};
+  omp_set_num_threads(3);
+  CHECK_INT(lm_plan_new(g, &nd, shapes, &o1, &p1, err, sizeof err), LM_OK);
+  CHECK_INT(lm_plan_new(g, &nd, shapes, &o2, &p2, err, sizeof err), LM_OK);
+  CHECK_INT(omp_get_max_threads(), 3);
+  if (p1 && p2) {
+    const float *ins[1] = {xs};
+    float *o1s[1] = {y1}, *o2s[1] = {y2};
+    CHECK_INT(lm_plan_profile(p2, true), LM_OK);
+    CHECK_INT(lm_plan_run(p1, ins, o1s, NULL, err, sizeof err), LM_OK);
+    CHECK_INT(lm_plan_run(p2, ins, o2s, NULL, err, sizeof err), LM_OK);
+    CHECK_INT(omp_get_max_threads(), 3);
+    CHECK(memcmp(y1, y2, sizeof(float) * (size_t)on) == 0);
+    double total = 0;
+    for (int i = 0; i < lm_plan_nsteps(p2); i++) total += lm_plan_step_seconds(p2, i);
+    CHECK(total > 0);
+    CHECK(lm_plan_step_seconds(p1, 0) == 0);   /* p1 not profiled */
+    CHECK_INT(lm_plan_profile(p2, false), LM_OK);
+    CHECK(lm_plan_step_seconds(p2, 0) == 0);
+  }
+  lm_plan_free(p1);
+  lm_plan_free(p2);
+  free(xs);
+  free(y1);
+  free(y2);
+  lm_graph_free(g);
+}
+
+static void test_specialize_errors(void)
+{
+  lm_graph *g = lm_graph_new();
+  g->source = "spec.onnx";
+  int64_t xsh[3] = {1, 2, 3}, bad[4] = {1, 2, 3, 4};
+  int x = input(g, "img", 3, xsh);
+  lm_graph_add_output(g, node1(g, "Relu", "y", x));
+  CHECK_INT(lm_graph_prepare(g), LM_OK);
+  int nd = 4;
+  const int64_t *shapes[1] = {bad};
+  lm_plan *p = NULL;
+  char err[256] = "";
+  CHECK_INT(lm_plan_new(g, &nd, shapes, NULL, &p, err, sizeof err), LM_EINVAL);
+  CHECK_CONTAINS(err, "spec.onnx");
+  CHECK_CONTAINS(err, "'img' has 3 dims, given 4");
+  lm_graph_free(g);
+}
+
 static void test_cancel(void)
 {
   lm_graph *g = lm_graph_new();
@@ -984,6 +1049,8 @@ int main(int argc, char **argv)
   RUN(test_identity_like_views);
   RUN(test_concat_in_place);
   RUN(test_plan_errors);
+  RUN(test_threads_and_profile);
+  RUN(test_specialize_errors);
   RUN(test_cancel);
   TAP_DONE();
 }
