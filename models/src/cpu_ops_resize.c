@@ -5,9 +5,10 @@
  *
  * Interpolation is separable: for each resized axis a table gives, for each
  * output index, up to four source indices with weights (edge indices
- * clamped, as the ONNX reference pads with the edge value).  An output
- * element is the sum over the product of its axes' taps.  Output elements
- * are independent, split across OpenMP threads. */
+ * clamped, as the ONNX reference pads with the edge value).  Axes are
+ * interpolated one pass each; tf_crop_and_resize (whose extrapolated points
+ * depend on every axis at once) sums over the product of the axes' taps.
+ * Rows and output elements are independent, split across OpenMP threads. */
 #include "cpu_ops_internal.h"
 
 #include <math.h>
@@ -274,6 +275,96 @@ static void rs_axis_taps(const rs_attrs *a, double scale, int64_t in, int64_t ou
   }
 }
 
+/* One 1-D interpolation pass along an axis: src [outer, in_len, inner] ->
+** dst [outer, out_len, inner].  Rows (outer, j) are independent. */
+static void rs_pass(const float *src, float *dst, int64_t outer, int64_t in_len, int64_t out_len,
+                    int64_t inner, const rs_tap *taps)
+{
+  int64_t rows = outer * out_len;
+  if (inner == 1) {   /* the last axis: gather along each contiguous row */
+#pragma omp parallel for schedule(static) if (rows > OPS_PAR_MIN)
+    for (int64_t o = 0; o < outer; o++) {
+      const float *sp = src + o * in_len;
+      float *d = dst + o * out_len;
+      for (int64_t j = 0; j < out_len; j++) {
+        const rs_tap *t = &taps[j];
+        if (t->ntap == 1 && t->w[0] == 1) {
+          d[j] = sp[t->idx[0]];
+          continue;
+        }
+        double acc = 0;
+        for (int k = 0; k < t->ntap; k++) acc += t->w[k] * (double)sp[t->idx[k]];
+        d[j] = (float)acc;
+      }
+    }
+    return;
+  }
+#pragma omp parallel for schedule(static) if (rows * inner > OPS_PAR_MIN)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t o = r / out_len, j = r % out_len;
+    const rs_tap *t = &taps[j];
+    const float *sp = src + o * in_len * inner;
+    float *d = dst + r * inner;
+    if (t->ntap == 1 && t->w[0] == 1) {
+      memcpy(d, sp + t->idx[0] * inner, sizeof(float) * (size_t)inner);
+      continue;
+    }
+    for (int64_t i = 0; i < inner; i++) {
+      double acc = 0;
+      for (int k = 0; k < t->ntap; k++) acc += t->w[k] * (double)sp[t->idx[k] * inner + i];
+      d[i] = (float)acc;
+    }
+  }
+}
+
+static bool rs_identity(const rs_tap *t, int64_t len, int64_t in_len)
+{
+  if (len != in_len) return false;
+  for (int64_t o = 0; o < len; o++)
+    if (t[o].ntap != 1 || t[o].idx[0] != o || t[o].w[0] != 1) return false;
+  return true;
+}
+
+/* Interpolation is separable: one pass per axis that changes (each pass
+** rounds to float; within 1e-6 relative of the all-axes-at-once sum). */
+static int rs_separable(const lm_rt_tensor *x, lm_rt_tensor *out, const int64_t *osh,
+                        const rs_tap *taps, const int64_t *base)
+{
+  int nd = x->ndim, axes[MAXD], na = 0;
+  for (int k = 0; k < nd; k++)
+    if (!rs_identity(&taps[base[k]], osh[k], x->shape[k])) axes[na++] = k;
+  if (na == 0) {
+    memcpy(out->data, x->data, sizeof(float) * (size_t)ops_rt_numel(x));
+    return 0;
+  }
+  int64_t cur[MAXD];
+  memcpy(cur, x->shape, sizeof(int64_t) * (size_t)nd);
+  const float *src = x->data;
+  float *tmp[2] = {NULL, NULL};
+  for (int p = 0; p < na; p++) {
+    int k = axes[p];
+    int64_t outer = ops_numel(k, cur), inner = ops_numel(nd - k - 1, cur + k + 1);
+    float *dst;
+    if (p == na - 1) {
+      dst = out->data;
+    } else {
+      free(tmp[p % 2]);
+      tmp[p % 2] = malloc(sizeof(float) * (size_t)(outer * osh[k] * inner + 1));
+      if (!tmp[p % 2]) {
+        free(tmp[(p + 1) % 2]);
+        return -1;
+      }
+      dst = tmp[p % 2];
+    }
+    rs_pass(src, dst, outer, cur[k], osh[k], inner, &taps[base[k]]);
+    cur[k] = osh[k];
+    src = dst;
+  }
+  free(tmp[0]);
+  free(tmp[1]);
+  return 0;
+}
+
 static int eval_resize(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_tensor *out,
                        int nout, char *err, size_t errlen)
 {
@@ -337,6 +428,11 @@ static int eval_resize(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt
       continue;
     }
     rs_axis_taps(&a, scale[k], x->shape[k], osh[k], rlo[k], rhi[k], &taps[base[k]]);
+  }
+  if (a.ctm != CTM_TF_CROP) {
+    int st = rs_separable(x, &out[0], osh, taps, base);
+    free(taps);
+    return st ? ops_eval_fail(err, errlen, n, "out of memory") : LM_OK;
   }
   int64_t istr[MAXD];
   ops_strides(nd, x->shape, istr);
