@@ -63,8 +63,11 @@ CASES = {
 names = [n for n in CASES if not only or n in only]
 
 
-def lumen(flags):
-    out = subprocess.run([tool, "--runs", str(runs)] + flags + names, capture_output=True,
+def lumen(flags, which=None):
+    which = names if which is None else which
+    if not which:
+        return {}
+    out = subprocess.run([tool, "--runs", str(runs)] + flags + which, capture_output=True,
                          text=True)
     if out.returncode not in (0, 2):
         sys.stderr.write(out.stderr)
@@ -121,7 +124,9 @@ def main():
         configs.append(("bf16", ["--bf16"], torch.bfloat16))
     for dtype, flags, tdt in configs:
         ours = lumen(flags)
-        others = {p: lumen(flags + ["--path", p]) for p in ("subpixel", "phases", "deconv")}
+        transposed = [n for n in names if CASES[n][7]]
+        others = {p: lumen(flags + ["--path", p], transposed)
+                  for p in ("subpixel", "phases", "deconv")}
         for name in names:
             if name not in ours:
                 print("%-24s %-5s (failed)" % (name, dtype))

@@ -1,6 +1,6 @@
 /* Convolution and transposed convolution on oneDNN 2.6 (C API, op-desc
- * style).  One primitive per lm_conv, chosen once with format_tag_any so
- * oneDNN picks its fastest layout; the plain f32 source is reordered into
+ * style).  One primitive per lm_conv (per phase for PHASES), chosen once
+ * with format_tag_any so oneDNN picks its fastest layout; the plain f32 source is reordered into
  * that layout and the result back out, through reorder primitives and a
  * workspace that are made once and reused on every run (a sliding window
  * runs the same conv thousands of times).  Weights are reordered once.
