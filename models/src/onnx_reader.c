@@ -524,8 +524,8 @@ static int inline_call(reader *r, const scope *parent, const onnx_function *fn, 
   if (st == LM_OK) st = read_names(r, fn, 5, &sc.nout, &sc.out_name, &sc.out_len);
   if (st < 0) return st;
   if (nin > sc.nin || nout > sc.nout)
-    return onnx_fail(r, LM_EFORMAT, "%d inputs and %d outputs for function '%s' of %d and %d", nin, nout,
-                     shown_fn, sc.nin, sc.nout);
+    return onnx_fail(r, LM_EFORMAT, "the call has %d inputs and %d outputs; function '%s' has %d and %d", nin,
+                     nout, shown_fn, sc.nin, sc.nout);
   sc.in_value = lm_graph_alloc(r->g, sizeof(int) * (size_t)(sc.nin + 1));
   sc.out_value = lm_graph_alloc(r->g, sizeof(int) * (size_t)(sc.nout + 1));
   if (!sc.in_value || !sc.out_value) return onnx_fail(r, LM_ENOMEM, "out of memory");
