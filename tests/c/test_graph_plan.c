@@ -371,6 +371,70 @@ static void test_shape_subgraph_folding(void)
   lm_graph_free(g);
 }
 
+/* Declared with unknown extents: nothing shape-dependent folds at prepare,
+ * the plan folds it with the concrete shape. */
+static void test_dynamic_input_shape(void)
+{
+  lm_graph *g = shape_graph();
+  int x = lm_graph_find_value(g, "x");
+  int64_t dyn[4] = {-1, 2, -1, -1};
+  lm_graph_set_type(g, x, LM_F32, 4, dyn);
+  CHECK_INT(lm_graph_prepare(g), LM_OK);
+  int shp = lm_graph_find_value(g, "shp"), r = lm_graph_find_value(g, "r");
+  CHECK(g->values[shp].data == NULL);
+  CHECK_INT(g->values[r].ndim, 2);
+  int nd = 4;
+  int64_t sh[4] = {2, 2, 3, 1};
+  const int64_t *shapes[1] = {sh};
+  lm_plan *p = NULL;
+  char err[256];
+  CHECK_INT(lm_plan_new(g, &nd, shapes, NULL, &p, err, sizeof err), LM_OK);
+  if (p) {
+    CHECK_INT(lm_plan_nsteps(p), 2);
+    int64_t osh[LM_MAX_DIMS];
+    CHECK_INT(lm_plan_output_shape(p, 0, osh), 2);
+    CHECK_INT(osh[0], 2);
+    CHECK_INT(osh[1], 6);
+    lm_plan_free(p);
+  }
+  lm_graph_free(g);
+}
+
+/* A graph output that later nodes read (deep supervision): written to the
+ * caller's buffer and read back from there. */
+static void test_output_read_later(void)
+{
+  lm_graph *g = lm_graph_new();
+  int64_t sh[2] = {3, 4};
+  int x = input(g, "x", 2, sh);
+  int a = node1(g, "Exp", "a", x);
+  int b = node1(g, "Neg", "b", a);
+  lm_graph_add_output(g, a);
+  lm_graph_add_output(g, node2(g, "Add", "y", b, a));
+  lm_graph_add_output(g, a);   /* listed twice: the second is a copy */
+  CHECK_INT(lm_graph_prepare(g), LM_OK);
+  int nd = 2;
+  const int64_t *shapes[1] = {sh};
+  lm_plan *p = NULL;
+  char err[256];
+  CHECK_INT(lm_plan_new(g, &nd, shapes, NULL, &p, err, sizeof err), LM_OK);
+  if (p) {
+    float xs[12], y0[12], y1[12], y2[12];
+    for (int i = 0; i < 12; i++) xs[i] = (float)i / 6 - 1;
+    const float *ins[1] = {xs};
+    float *outs[3] = {y0, y1, y2};
+    CHECK_INT(lm_plan_run(p, ins, outs, NULL, err, sizeof err), LM_OK);
+    for (int i = 0; i < 12; i++) {
+      CHECK_NEAR(y0[i], expf(xs[i]), 1e-6);
+      CHECK_NEAR(y1[i], 0, 0);
+      CHECK_NEAR(y2[i], y0[i], 0);
+    }
+    CHECK_INT(lm_plan_arena_bytes(p), 64);   /* only b */
+    lm_plan_free(p);
+  }
+  lm_graph_free(g);
+}
+
 static void test_dead_nodes(void)
 {
   lm_graph *g = lm_graph_new();
@@ -1034,6 +1098,8 @@ int main(int argc, char **argv)
   RUN(test_undefined_and_unsupported);
   RUN(test_identity_alias);
   RUN(test_shape_subgraph_folding);
+  RUN(test_dynamic_input_shape);
+  RUN(test_output_read_later);
   RUN(test_dead_nodes);
   RUN(test_constant_folding);
   RUN(test_bn_fold_conv);
