@@ -762,6 +762,101 @@ static void test_tfjs_errors(void)
   expect_tfjs_error(badq, "weightsManifest[0].weights[0]", "'int4'");
 }
 
+/* ---- garbled files ------------------------------------------------------- */
+
+static uint32_t lcg(uint32_t *r)
+{
+  *r = *r * 1664525u + 1013904223u;
+  return *r >> 8;
+}
+
+/* Copy src, then flip a few bytes to random values or cut the copy short. */
+static size_t garble(unsigned char *dst, const unsigned char *src, size_t n, uint32_t *r)
+{
+  memcpy(dst, src, n);
+  if (lcg(r) % 3 == 0) return lcg(r) % n;
+  int flips = 1 + (int)(lcg(r) % 4);
+  for (int i = 0; i < flips; i++) {
+    size_t at = lcg(r) % n;
+    /* half the time a JSON-relevant character, so the parser gets past
+    ** the first byte and the loaders see odd structures */
+    static const char pick[] = "{}[]\",:0-9e.ab \\";
+    dst[at] = lcg(r) % 2 ? (unsigned char)lcg(r) : (unsigned char)pick[lcg(r) % (sizeof pick - 1)];
+  }
+  return n;
+}
+
+/* Random damage to each format must give a result or an error naming the
+** file, never a crash or a leak (the suite runs under ASan and valgrind). */
+static void test_garbled_files(void)
+{
+  uint32_t r = 2026;
+  unsigned char d[56], good[8 + sizeof st_header + 56], bad[sizeof good];
+  size_t dn = st_data(d), hl = strlen(st_header);
+  for (int i = 0; i < 8; i++) good[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+  memcpy(good + 8, st_header, hl);
+  memcpy(good + 8 + hl, d, dn);
+  size_t gn = 8 + hl + dn;
+  int opened = 0, failed = 0;
+  for (int it = 0; it < 300; it++) {
+    size_t n = garble(bad, good, gn, &r);
+    write_file(tmp_path("g.safetensors"), bad, n);
+    lm_safetensors *s = NULL;
+    char err[512] = "";
+    if (lm_safetensors_open(tmp_path("g.safetensors"), &s, err, sizeof err) == LM_OK) {
+      opened++;
+      for (int k = 0; k < lm_safetensors_count(s); k++) {
+        size_t nb;
+        const void *p;
+        lm_safetensors_at(s, k, NULL, NULL, NULL, &p, &nb);
+        volatile unsigned char sum = 0;   /* every byte claimed must be readable */
+        for (size_t b = 0; b < nb; b++) sum ^= ((const unsigned char *)p)[b];
+      }
+      lm_safetensors_close(s);
+    } else {
+      failed++;
+      if (!strstr(err, "g.safetensors")) TAP_FAIL("message without the file: %s", err);
+    }
+  }
+  CHECK(opened > 0 && failed > 0);
+  /* graph JSON: the synthetic graph's text */
+  const char *js =
+      "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,2]}],\"outputs\":[\"y\"],\"nodes\":["
+      "{\"op\":\"Mul\",\"inputs\":[\"x\",\"k\"],\"outputs\":[\"h\"],\"attrs\":{\"axis\":1,"
+      "\"pads\":[1,2],\"mode\":\"a\",\"t\":{\"data\":[1,2],\"shape\":[2]}}},"
+      "{\"op\":\"Relu\",\"inputs\":[\"h\"],\"outputs\":[\"y\"]}],"
+      "\"weights\":[{\"name\":\"k\",\"shape\":[2],\"data\":[3,4]}]}";
+  size_t jn = strlen(js);
+  for (int it = 0; it < 300; it++) {
+    size_t n = garble(bad, (const unsigned char *)js, jn, &r);
+    lm_graph *g = NULL;
+    char err[512] = "";
+    if (lm_graph_json_load((const char *)bad, n, tmpdir, &g, err, sizeof err) == LM_OK)
+      lm_graph_free(g);
+    else if (!strstr(err, "graph JSON"))
+      TAP_FAIL("message without the source: %s", err);
+  }
+  /* tfjs: the synthetic functional model.json with its shards in place */
+  unsigned char b[300];
+  size_t wn = synth_weights(b);
+  write_file(tmp_path("a.bin"), b, 10);
+  write_file(tmp_path("b.bin"), b + 10, wn - 10);
+  size_t mn = strlen(synth_json);
+  unsigned char *mb = malloc(mn);
+  for (int it = 0; it < 200; it++) {
+    size_t n = garble(mb, (const unsigned char *)synth_json, mn, &r);
+    write_file(tmp_path("model.json"), mb, n);
+    lm_graph *g = NULL;
+    char err[512] = "";
+    if (lm_tfjs_load(tmp_path("model.json"), &g, err, sizeof err) == LM_OK)
+      lm_graph_free(g);
+    else if (!strstr(err, "model.json"))
+      TAP_FAIL("message without the file: %s", err);
+  }
+  free(mb);
+  unlink(tmp_path("g.safetensors"));
+}
+
 /* ---- the three copies of model5 --------------------------------------------- */
 
 static void test_model5_copies_same_weights(void)
@@ -998,6 +1093,7 @@ int main(void)
   RUN(test_tfjs_errors);
   RUN(test_tfjs_keras3_and_sequential);
   RUN(test_tfjs_layer_norm_values);
+  RUN(test_garbled_files);
   data_dir = getenv("LUMEN_TEST_DATA");
   char probe[512];
   snprintf(probe, sizeof probe, "%s/models/model5_gw_ae/model.json", data_dir ? data_dir : "");
