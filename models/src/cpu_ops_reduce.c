@@ -217,6 +217,47 @@ static int softmax_eval(const lm_gnode *n, const lm_rt_tensor *in, lm_rt_tensor 
   }
   const float *src = x->data;
   float *dst = out[0].data;
+  if (inner > 1 && kind != SM_HARD) {
+    /* Softmax across channels of a volume: blocks of positions, each read
+    ** plane by plane (contiguous) instead of one strided column at a time. */
+    enum { B = 256 };
+    int64_t nblk = (inner + B - 1) / B;
+#pragma omp parallel for schedule(static) if (outer * len * inner > OPS_PAR_MIN)
+    for (int64_t ob = 0; ob < outer * nblk; ob++) {
+      int64_t o = ob / nblk, i0 = (ob % nblk) * B, cnt = inner - i0 < B ? inner - i0 : B;
+      const float *xs = src + o * len * inner + i0;
+      float *ys = dst + o * len * inner + i0;
+      float mx[B];
+      double sum[B];
+      for (int64_t i = 0; i < cnt; i++) {
+        mx[i] = -INFINITY;
+        sum[i] = 0;
+      }
+      for (int64_t j = 0; j < len; j++)
+        for (int64_t i = 0; i < cnt; i++)
+          if (xs[j * inner + i] > mx[i]) mx[i] = xs[j * inner + i];
+      /* softmax keeps exp(x - max) in the output (rounded to float) and
+      ** divides afterwards: one exp per element */
+      for (int64_t j = 0; j < len; j++)
+        for (int64_t i = 0; i < cnt; i++) {
+          double e = exp((double)xs[j * inner + i] - mx[i]);
+          sum[i] += e;
+          if (kind == SM_SOFT) ys[j * inner + i] = (float)e;
+        }
+      if (kind == SM_LOG) {
+        for (int64_t i = 0; i < cnt; i++) sum[i] = log(sum[i]);
+        for (int64_t j = 0; j < len; j++)
+          for (int64_t i = 0; i < cnt; i++)
+            ys[j * inner + i] = (float)((double)xs[j * inner + i] - mx[i] - sum[i]);
+      } else {
+        for (int64_t i = 0; i < cnt; i++) sum[i] = 1.0 / sum[i];
+        for (int64_t j = 0; j < len; j++)
+          for (int64_t i = 0; i < cnt; i++)
+            ys[j * inner + i] = (float)((double)ys[j * inner + i] * sum[i]);
+      }
+    }
+    return LM_OK;
+  }
 #pragma omp parallel for schedule(static) if (outer * len * inner > OPS_PAR_MIN)
   for (int64_t oi = 0; oi < outer * inner; oi++) {
     int64_t o = oi / inner, i = oi % inner;

@@ -1053,6 +1053,16 @@ static void test_softmax_argmax_matmul(void)
                          0.9646632f), 6, 1e-7);
   tc_free(&t);
 
+  /* the same numbers across the channels of a [1, 3, 2] volume */
+  tc_init(&t, 13);
+  IN_F(&t, 3, SH(1, 3, 2), 1, 1, 2, 1, 3, 5);
+  tc_node(&t, "Softmax", 1);
+  tc_int(&t, "axis", 1);
+  CHECK_INT(tc_run(&t), LM_OK);
+  check_f32(&t.o[0], F32(0.09003057f, 0.017668424f, 0.24472848f, 0.017668424f, 0.66524094f,
+                         0.9646632f), 6, 1e-7);
+  tc_free(&t);
+
   tc_init(&t, 11);
   tc_in(&t, LM_F32, 2, SH(2, 3), xs, false);
   tc_node(&t, "Softmax", 1);
