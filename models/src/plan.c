@@ -81,7 +81,7 @@ struct lm_plan {
   size_t *loc_offset;            /* arena offset */
   void **ptr;                    /* per value, filled at each run */
   unsigned char *arena;
-  size_t arena_bytes, unplanned_bytes;
+  size_t arena_bytes, unplanned_bytes, live_peak_bytes;
   int noutputs;
   int *out_values;               /* resolved value of each graph output */
   bool bf16;
@@ -949,6 +949,13 @@ static int plan_memory(builder *b)
       root_of[i] = nroots;
       roots[nroots++] = m.bufs[i];
     }
+  /* What is alive at once bounds any layout from below. */
+  for (int t = 0; t < p->nsteps; t++) {
+    size_t live = 0;
+    for (int i = 0; i < nroots; i++)
+      if (roots[i].start <= t && t <= roots[i].end) live += (roots[i].size + 63) & ~(size_t)63;
+    if (live > p->live_peak_bytes) p->live_peak_bytes = live;
+  }
   size_t total = lm_plan_layout(roots, nroots);
   if (total == (size_t)-1) {
     rc = fail(b->err, b->errlen, LM_ENOMEM, "out of memory");
@@ -1210,6 +1217,11 @@ double lm_plan_step_seconds(const lm_plan *p, int i)
 size_t lm_plan_arena_bytes(const lm_plan *p)
 {
   return p->arena_bytes;
+}
+
+size_t lm_plan_live_peak_bytes(const lm_plan *p)
+{
+  return p->live_peak_bytes;
 }
 
 size_t lm_plan_unplanned_bytes(const lm_plan *p)

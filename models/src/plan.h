@@ -55,6 +55,9 @@ bool lm_plan_step_inplace(const lm_plan *p, int i);
 ** take with one buffer each. */
 size_t lm_plan_arena_bytes(const lm_plan *p);
 size_t lm_plan_unplanned_bytes(const lm_plan *p);
+/* The most intermediate bytes alive during one step: no layout of these
+** buffers fits in less. */
+size_t lm_plan_live_peak_bytes(const lm_plan *p);
 /* Profiling: with on, every later run adds each step's wall time (seconds)
 ** to a counter read by lm_plan_step_seconds; off drops the counters. */
 int lm_plan_profile(lm_plan *p, bool on);

@@ -754,6 +754,7 @@ static void test_memory_reuse(void)
     size_t one = (size_t)n * sizeof(float);
     CHECK_INT(lm_plan_unplanned_bytes(p), 4 * one);
     CHECK_INT(lm_plan_arena_bytes(p), 2 * one);
+    CHECK_INT(lm_plan_live_peak_bytes(p), 2 * one);
     CHECK(lm_plan_arena_bytes(p) < lm_plan_unplanned_bytes(p));
     /* Run again: the same buffers, the same result. */
     float *y2 = malloc(sizeof *y2 * (size_t)n);
