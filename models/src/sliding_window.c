@@ -218,7 +218,8 @@ static int sw_prepare(lm_op_ctx *ctx, sw_setup *s)
     return lm_ctx_error(ctx, LM_ESHAPE, "img has %lld channels; model '%s' "
                         "takes %lld", (long long)s->channels,
                         lm_model_name(s->model), (long long)decl[1]);
-  if (rank >= 1 && decl[0] > 0 && decl[0] != s->batch)
+  s->static_batch = rank >= 1 && decl[0] > 0;
+  if (s->static_batch && decl[0] != s->batch)
     return lm_ctx_error(ctx, LM_ESHAPE, "model '%s' takes batches of exactly "
                         "%lld; set sw_batch_size = %lld",
                         lm_model_name(s->model), (long long)decl[0],
@@ -311,7 +312,8 @@ static int check_output(lm_op_ctx *ctx, sw_run *r, lm_tensor *pred,
   const sw_setup *s = &r->s;
   const int64_t *ps = lm_tensor_shape(pred);
   int nd = lm_tensor_ndim(pred);
-  bool ok = nd == s->model_ndim && ps[0] == nb && ps[1] >= 1;
+  int64_t want_b = s->static_batch ? s->batch : nb;
+  bool ok = nd == s->model_ndim && ps[0] == want_b && ps[1] >= 1;
   for (int d = 0; d < s->nsp && ok; d++)
     if (s->model_axis[d] >= 0 && ps[s->model_axis[d]] != s->roi[d]) ok = false;
   if (ok && r->out && ps[1] != r->cout) ok = false;
@@ -324,7 +326,7 @@ static int check_output(lm_op_ctx *ctx, sw_run *r, lm_tensor *pred,
                         "SlidingWindowInfer needs (%lld, C_out, ...) with the "
                         "window's spatial size (outputs at another resolution "
                         "are not supported)", lm_model_name(s->model), got,
-                        (long long)nb);
+                        (long long)want_b);
   }
   if (r->out) return LM_OK;
   r->cout = ps[1];
@@ -352,7 +354,7 @@ static int run_network(lm_op_ctx *ctx, sw_run *r, int64_t first, int64_t nb,
   if (st < 0) return st == LM_ECANCELED ? st : lm_ctx_error(ctx, st, "out of "
                                                             "memory");
   lm_tensor *in = r->in, *view = NULL;
-  if (nb < s->batch) {
+  if (nb < s->batch && !s->static_batch) {
     /* The last, smaller batch: the first nb windows of the buffer (a
      * contiguous view); the model builds and caches a plan for it. */
     if ((st = lm_tensor_narrow(r->in, 0, 0, nb, &view)) < 0)
@@ -460,15 +462,17 @@ static int sw_run_cpu(lm_op_ctx *ctx)
   }
   /* The network's input buffer for a full batch. */
   int64_t ishape[LM_MAX_DIMS];
-  ishape[0] = s->batch;
   ishape[1] = s->channels;
   for (int d = 0; d < s->nsp; d++)
     if (s->model_axis[d] >= 0) ishape[s->model_axis[d]] = s->roi[d];
-  int64_t ishape_b = r.g.nwin < s->batch ? r.g.nwin : s->batch;
-  ishape[0] = ishape_b;
-  r.s.batch = ishape_b; /* no buffer larger than the windows there are */
-  if ((st = lm_tensor_new(e, LM_F32, s->model_ndim, ishape, LM_CPU, &r.in)) <
-      0) {
+  /* No buffer larger than the windows there are, unless the network only
+   * takes batches of exactly sw_batch_size: then the last batch runs in
+   * full, its unused windows zeros or left over from the batch before
+   * (their outputs are not read). */
+  if (!s->static_batch && r.g.nwin < s->batch) r.s.batch = r.g.nwin;
+  ishape[0] = s->batch;
+  if ((st = lm_tensor_zeros(e, LM_F32, s->model_ndim, ishape, LM_CPU,
+                            &r.in)) < 0) {
     st = lm_ctx_error(ctx, st, "out of memory for the window batch");
     goto done;
   }
@@ -567,7 +571,8 @@ const lm_op_desc lm_op_sliding_window_infer = {
       "(input rank 4) on a 3-D image runs slice by slice along slice_axis. "
       "A network with axes 'ZYX' sees each window's spatial axes reversed. "
       "sw_batch_size windows go through the network together; the last "
-      "batch may be smaller (its own plan). Output: (C_out, spatial...) "
+      "batch may be smaller (its own plan; a network whose batch size is "
+      "fixed runs it padded). Output: (C_out, spatial...) "
       "float32 logits with img's affine, layout and trace. Result: windows "
       "(the number of windows).\n"
       "\n"

@@ -24,6 +24,7 @@ typedef struct sw_setup {
   sw_pad pad;
   double overlap, sigma_scale, cval;
   int64_t batch;           /* sw_batch_size */
+  bool static_batch;       /* the network takes batches of exactly that */
   int nsp;                 /* spatial dims of the image */
   int64_t channels;        /* C of the image */
   int64_t n[SW_MAX_SP];    /* image size */

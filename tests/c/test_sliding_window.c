@@ -218,7 +218,8 @@ static void constant_and_slice_axis(void)
 /* A 1x1(x1) Conv whose weight is the identity over `c` channels: the
  * network gives back its input exactly, so the blended result must be x
  * whatever the windows, weights and padding. */
-static lm_model *identity_model(int nsp, int c, const char *axes)
+static lm_model *identity_model_batch(int nsp, int c, const char *axes,
+                                      int batch)
 {
   char json[2048], w[512] = "";
   for (int i = 0; i < c; i++)
@@ -226,14 +227,14 @@ static lm_model *identity_model(int nsp, int c, const char *axes)
       snprintf(w + strlen(w), sizeof w - strlen(w), "%s%d",
                i || k ? "," : "", i == k);
   snprintf(json, sizeof json,
-           "{\"inputs\": [{\"name\": \"x\", \"shape\": [-1, %d, -1, -1%s], "
+           "{\"inputs\": [{\"name\": \"x\", \"shape\": [%d, %d, -1, -1%s], "
            "\"dtype\": \"float32\"}], \"outputs\": [\"y\"], "
            "\"nodes\": [{\"op\": \"Conv\", \"name\": \"id\", "
            "\"inputs\": [\"x\", \"w\"], \"outputs\": [\"y\"], "
            "\"attrs\": {\"kernel_shape\": [1, 1%s]}}], "
            "\"weights\": [{\"name\": \"w\", \"dtype\": \"float32\", "
            "\"shape\": [%d, %d, 1, 1%s], \"data\": [%s]}]}",
-           c, nsp == 3 ? ", -1" : "", nsp == 3 ? ", 1" : "", c, c,
+           batch, c, nsp == 3 ? ", -1" : "", nsp == 3 ? ", 1" : "", c, c,
            nsp == 3 ? ", 1" : "", w);
   lm_model_options opt;
   lm_model_options_init(&opt);
@@ -242,6 +243,11 @@ static lm_model *identity_model(int nsp, int c, const char *axes)
   int st = lm_model_load_graph(eng, json, strlen(json), NULL, &opt, &m);
   if (st < 0) TAP_FAIL("lm_model_load_graph: %s", lm_errmsg(eng));
   return m;
+}
+
+static lm_model *identity_model(int nsp, int c, const char *axes)
+{
+  return identity_model_batch(nsp, c, axes, -1);
 }
 
 /* (c, nx, ny, nz) with integer values in [-500, 500] (sums of a few of them
@@ -430,6 +436,11 @@ static void identity_slices(void)
   k.nmirror = 1;
   k.mirror[0] = 1;
   check_identity(m, x, &k, 1e-6, -1, "slices along x, nnunet, mirrored");
+  /* a ZYX 2-D network sees (z, y) for slices along x */
+  lm_model_release(m);
+  m = identity_model(2, 2, "ZYX");
+  if (!m) goto done;
+  check_identity(m, x, &k, 1e-6, -1, "slices along x, ZYX, mirrored");
 done:
   lm_tensor_release(x);
   lm_model_release(m);
@@ -443,6 +454,32 @@ static void expect_error(lm_model *m, lm_tensor *x, const sw_case *k,
   CHECK(st < 0);
   if (st < 0) CHECK_CONTAINS(lm_errmsg(eng), needle);
   lm_tensor_release(out);
+}
+
+/* A network whose batch size is fixed: the last batch runs padded (5
+ * windows in batches of 2); another sw_batch_size is an error. */
+static void identity_static_batch(void)
+{
+  lm_model *m = identity_model_batch(3, 1, NULL, 2);
+  lm_tensor *x = test_image(LM_F32, 1, 13, 9, 7);
+  if (!m || !x) goto done;
+  /* x 13, roi 5, overlap .5 -> interval 2: 0, 2, 4, 6, 8 */
+  sw_case k = {.roi = {5, 9, 7}, .nroi = 3, .overlap = 0.5, .batch = 2,
+               .slice_axis = -1};
+  check_identity(m, x, &k, 0, 5, "fixed batch 2");
+  k.mode = "gaussian";
+  k.nmirror = 1;
+  k.mirror[0] = 0;
+  check_identity(m, x, &k, 1e-6, 5, "fixed batch 2, mirrored");
+  /* fewer windows than the batch */
+  sw_case one = {.roi = {13, 9, 7}, .nroi = 3, .overlap = 0.5, .batch = 2,
+                 .slice_axis = -1};
+  check_identity(m, x, &one, 0, 1, "fixed batch 2, one window");
+  k.batch = 1;
+  expect_error(m, x, &k, "takes batches of exactly 2");
+done:
+  lm_tensor_release(x);
+  lm_model_release(m);
 }
 
 static void option_errors(void)
@@ -497,6 +534,7 @@ int main(void)
   RUN(identity_3d);
   RUN(identity_dtypes_axes);
   RUN(identity_slices);
+  RUN(identity_static_batch);
   RUN(option_errors);
   lm_engine_release(eng);
   TAP_DONE();
