@@ -143,9 +143,21 @@ static float *ref_run(lm_graph *g, const float *x, int64_t *out_numel)
 }
 
 /* Prepare a clone of g, plan it for its declared input shape, run it. */
-static float *plan_run(const lm_graph *g0, const float *x, lm_plan **keep)
+/* A clone that owns copies of its constants (lm_graph_clone shares them). */
+static lm_graph *deep_clone(const lm_graph *g0)
 {
   lm_graph *g = lm_graph_clone(g0);
+  for (int v = 0; v < g->nvalues; v++) {
+    lm_gvalue *val = &g->values[v];
+    if (val->data && val->alias < 0)
+      lm_graph_set_const(g, v, val->dt, val->ndim, val->shape, val->data, true);
+  }
+  return g;
+}
+
+static float *plan_run(const lm_graph *g0, const float *x, lm_plan **keep)
+{
+  lm_graph *g = deep_clone(g0);
   CHECK_INT(lm_graph_prepare(g), LM_OK);
   const lm_gvalue *iv = &g->values[g->inputs[0]];
   int nd = iv->ndim;
@@ -160,6 +172,7 @@ static float *plan_run(const lm_graph *g0, const float *x, lm_plan **keep)
     lm_graph_free(g);
     return NULL;
   }
+  lm_graph_free(g);   /* the plan does not depend on it (valgrind and ASan check) */
   int64_t sh[LM_MAX_DIMS];
   int ond = lm_plan_output_shape(p, 0, sh);
   float *y = malloc(sizeof *y * (size_t)numel(ond, sh));
@@ -168,7 +181,6 @@ static float *plan_run(const lm_graph *g0, const float *x, lm_plan **keep)
   rc = lm_plan_run(p, ins, outs, NULL, err, sizeof err);
   CHECK_INT(rc, LM_OK);
   if (rc < 0) printf("# %s\n", err);
-  lm_graph_free(g);   /* the plan does not depend on it */
   if (keep) *keep = p;
   else lm_plan_free(p);
   return y;
