@@ -63,9 +63,22 @@ static bool bin_is_compare(bin_op op) { return op >= B_EQ; }
       const T *pb = (const T *)b->data + off[1];                            \
       T *po = (T *)out->data + r * it.inner;                                \
       int64_t sa = bc_last(&it, 0), sb = bc_last(&it, 1);                   \
-      for (int64_t j = 0; j < it.inner; j++) {                              \
-        T x = pa[j * sa], y = pb[j * sb];                                   \
-        po[j] = (EXPR);                                                     \
+      if (sa == 1 && sb == 1) { /* contiguous rows: vectorisable */         \
+        for (int64_t j = 0; j < it.inner; j++) {                            \
+          T x = pa[j], y = pb[j];                                           \
+          po[j] = (EXPR);                                                   \
+        }                                                                   \
+      } else if (sa == 1 && sb == 0) { /* a per-row operand */              \
+        const T y = pb[0];                                                  \
+        for (int64_t j = 0; j < it.inner; j++) {                            \
+          T x = pa[j];                                                      \
+          po[j] = (EXPR);                                                   \
+        }                                                                   \
+      } else {                                                              \
+        for (int64_t j = 0; j < it.inner; j++) {                            \
+          T x = pa[j * sa], y = pb[j * sb];                                 \
+          po[j] = (EXPR);                                                   \
+        }                                                                   \
       }                                                                     \
     }                                                                       \
   } while (0)
