@@ -138,7 +138,8 @@ static int read_node(lm_graph *g, const cJSON *j, int idx)
   if (domain && !(g->nodes[node].domain = lm_graph_strdup(g, domain, (size_t)-1)))
     return LM_ENOMEM;
   const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(j, "attrs");
-  if (attrs && !cJSON_IsNull(attrs)) {
+  /* An empty array is an empty object to Lua's encoders (lumen.json_encode). */
+  if (attrs && !cJSON_IsNull(attrs) && !(cJSON_IsArray(attrs) && !attrs->child)) {
     if (!cJSON_IsObject(attrs))
       return lm_graph_error(g, LM_EINVAL, "%s: %s: field 'attrs' is not an object", GJ_SOURCE,
                             where);

@@ -291,7 +291,8 @@ static int instance_norm(tfjs_ctx *c, const char *name, int x, int64_t channels,
   int sc = tfjs_const_fill(c, join(nm, sizeof nm, name, "/gn_scale"), channels, 1.0f);
   int b = tfjs_const_fill(c, join(nm, sizeof nm, name, "/gn_bias"), channels, 0.0f);
   if (sc < 0 || b < 0) return sc < 0 ? sc : b;
-  int v = tfjs_node(c, "InstanceNormalization", name, (const int[]){x, sc, b}, 3, out);
+  int v = tfjs_node(c, "InstanceNormalization", join(nm, sizeof nm, name, "/gn"),
+                    (const int[]){x, sc, b}, 3, out);
   if (v < 0) return v;
   return lm_graph_attr_set_float(c->g, tfjs_producer(c, v), "epsilon", eps) < 0 ? LM_ENOMEM : v;
 }

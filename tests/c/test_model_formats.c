@@ -286,7 +286,7 @@ static void test_graph_json(void)
       "  {\"op\":\"Elu\",\"inputs\":[\"h\"],\"outputs\":[\"e\"],\"attrs\":{\"alpha\":1}},\n"
       "  {\"op\":\"Resize\",\"inputs\":[\"e\",\"\",\"sc\"],\"outputs\":[\"r\"],\n"
       "   \"attrs\":{\"scales_dummy\":[1.5,2],\"mode\":\"nearest\",\"keepdims\":true}},\n"
-      "  {\"op\":\"Mul\",\"inputs\":[\"r\",\"k\"],\"outputs\":[\"y\"]}],\n"
+      "  {\"op\":\"Mul\",\"inputs\":[\"r\",\"k\"],\"outputs\":[\"y\"],\"attrs\":[]}],\n"
       " \"weights\":[\"net.safetensors\",{\"name\":\"k\",\"dtype\":\"float32\",\"data\":[2]},\n"
       "             {\"name\":\"sc\",\"shape\":[3],\"data\":[1,1,2]}]}";
   lm_graph *g;
