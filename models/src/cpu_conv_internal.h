@@ -82,6 +82,11 @@ int lm_conv_new_path(const lm_conv_desc *d, const float *weight,
                      const float *bias, lm_conv_path path, lm_conv **out,
                      char *err, size_t errlen);
 
+/* The z slab size the sub-pixel form aims at (16 MB; see pick_chunk in
+** cpu_conv.c).  Read by lm_conv_new; tests lower it to get slabs from small
+** shapes. */
+extern size_t lm_conv_slab_bytes;
+
 /* x = act(x) over n floats, with the ONNX definitions (the pass used when
 ** oneDNN cannot fuse the activation into the chosen primitive). */
 void lm_conv_act_apply(lm_act act, float alpha, float beta, float *x, size_t n);

@@ -272,18 +272,23 @@ static void convt_k2s2(void) {
   convt_all_paths(d, false, NULL, TOL, "subpixel+");
 }
 
-/* Big enough planes (z 2 MB a plane) that the sub-pixel form runs in two
-** slabs of input planes; batch 2 runs the slabs per item. */
+/* The sub-pixel form over slabs of input planes: the slab size lowered so
+** that a small shape (z 4 KB a plane) runs in 3 slabs of 2 planes; batch 2
+** runs the slabs per item. */
 static void convt_k2s2_slabs(void) {
-  lm_conv_desc d = desc(3, 1, 4, 64, 1);
-  d.in[0] = 4; d.in[1] = 32; d.in[2] = 32;
+  size_t saved = lm_conv_slab_bytes;
+  lm_conv_slab_bytes = 9000;
+  lm_conv_desc d = desc(3, 1, 3, 8, 1);
+  d.in[0] = 6; d.in[1] = 4; d.in[2] = 4;
   for (int j = 0; j < 3; j++) { d.k[j] = 2; d.stride[j] = 2; }
   d.act = LM_ACT_RELU; d.transposed = true;
   out_extent(&d, NULL);
-  CHECK_CONV(d, true, LM_CONV_PATH_AUTO, ",slabs2", TOL);
-  d.n = 2; d.cout = 16; d.in[1] = d.in[2] = 4;
-  out_extent(&d, NULL);
+  CHECK_CONV(d, true, LM_CONV_PATH_AUTO, ",slabs3", TOL);
+  d.n = 2;
+  CHECK_CONV(d, false, LM_CONV_PATH_AUTO, ",slabs3", TOL);
+  lm_conv_slab_bytes = (size_t)1 << 30;        /* one slab, but batch 2 */
   CHECK_CONV(d, false, LM_CONV_PATH_AUTO, ",slabs1", TOL);
+  lm_conv_slab_bytes = saved;
 }
 
 static void convt_k3s2p1_output_padding(void) {
