@@ -243,15 +243,15 @@ def main():
             ("nnunet", "a", "net3", "roi=16,12,10|rule=nnunet",
              lambda: nnunet(net3, a, (16, 12, 10))),
             ("nnunet_mirror_b2", "a", "net3",
-             "roi=16,12,10|rule=nnunet|mirror_axes=0,1,2|sw_batch_size=2",
-             lambda: nnunet(net3, a, (16, 12, 10), mirror=(0, 1, 2))),
+             "roi=24,20,16|rule=nnunet|mirror_axes=0,1,2|sw_batch_size=2",
+             lambda: nnunet(net3, a, (24, 20, 16), mirror=(0, 1, 2))),
             ("nnunet_pad_mirror", "a", "net3", "roi=48,16,30|rule=nnunet|mirror_axes=1",
              lambda: nnunet(net3, a, (48, 16, 30), mirror=(1,))),
             ("nnunet_step75_const", "b", "net3", "roi=12,12,8|rule=nnunet|overlap=0.25|mode=constant",
              lambda: nnunet(net3, b, (12, 12, 8), step=0.75, gaussian=False)),
             ("nnunet_slices_x_mirror", "a", "net2",
-             "roi=16,12|rule=nnunet|slice_axis=0|mirror_axes=1,2",
-             lambda: nnunet_slices(net2, a, (16, 12), 0, mirror=(1, 2))),
+             "roi=24,16|rule=nnunet|slice_axis=0|mirror_axes=1,2",
+             lambda: nnunet_slices(net2, a, (24, 16), 0, mirror=(1, 2))),
         ]
         specs = ["|".join([n, i, m] + ([o] if o else [])) for n, i, m, o, _ in cases]
         r = subprocess.run([lumen, "run", driver, tmp] + specs, capture_output=True, text=True)
