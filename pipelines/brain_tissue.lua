@@ -1,8 +1,9 @@
 -- Brain tissue segmentation (white / grey matter) with brainchop's MeshNet
 -- "Tissue GWM (light)" (model5_gw_ae) on a conformed T1 (256^3, 1 mm, uint8):
---   LoadNifti -> ConvertToChannelsFirst -> min-max to [0, 1]
+--   LoadNifti -> ConvertToChannelsFirst
 --   -> CropForeground (x > 0, 18 voxels of margin, clamped to the volume)
---   -> Infer (the whole crop at once) -> Argmax
+--   -> min-max to [0, 1] (the whole volume's min and max)
+--   -> Infer (the whole crop at once, labels by argmax)
 --   -> KeepLargestConnectedComponent (union of the labels, 26-connected)
 --   -> RestoreOriginalShape (paste back) -> uint8 -> SaveNifti
 -- as brainchop does it (its v4 web pipeline with the model's settings:
@@ -43,15 +44,22 @@ local function load_model(path)
   return LoadModel(path)   -- tfjs model.json, or a package folder
 end
 
+-- Memory: the crop is taken from the uint8 image and only then made float
+-- (min-max over the whole volume, as brainchop does), and the network is
+-- streamed (Infer's stream option), so the peak stays near the float crop.
 local function segment(model, src, dst)
   local img <close> = LoadNifti{path = src}
   local x <close> = ConvertToChannelsFirst(img)
-  local n <close> = ScaleIntensityRangePercentiles(x, {lower = 0, upper = 100, b_min = 0, b_max = 1})
-  local crop <close> = CropForeground(n, {margin = {18}, allow_smaller = true})
-  n:free()   -- the full-size float volume is not needed past the crop
-  local logits <close> = Infer(model, crop)
-  local lab <close> = Argmax(logits)
-  logits:free()
+  local range = x:stats()
+  local crop8 <close> = CropForeground(x, {margin = {18}, allow_smaller = true})
+  x:free()
+  img:free()
+  local crop <close> = ScaleIntensityRange(crop8, {a_min = range.min, a_max = range.max,
+                                                   b_min = 0, b_max = 1})
+  crop8:free()
+  -- Labels straight from the network: a MeshNet is streamed slice by slice,
+  -- so neither its 5-channel activations nor the logits exist at full size.
+  local lab <close> = Infer(model, crop, {argmax = true})
   local big <close> = KeepLargestConnectedComponent(lab, {independent = false, connectivity = 26})
   local back <close> = RestoreOriginalShape(big, crop)
   local out <close> = Cast(back, {dtype = "uint8"})

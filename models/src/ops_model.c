@@ -3,6 +3,7 @@
  * whole channels-first image, on the engine's inference thread). */
 #include <string.h>
 
+#include "infer_stream.h"
 #include "lumen.h"
 
 /* ---- LoadModel ---- */
@@ -98,6 +99,12 @@ static int infer_check(lm_op_ctx *ctx)
     return lm_ctx_error(ctx, LM_EUNSUPPORTED, "model '%s' has %d inputs; Infer runs "
                                               "single-input networks", lm_model_name(m),
                         lm_model_ninputs(m));
+  static const char *const streams[] = {"auto", "always", "never", NULL};
+  int st = check_choice(ctx, "stream", streams);
+  if (st < 0) return st;
+  if (lm_arg_bool(ctx, "argmax") && !lm_arg_is_set(ctx, "output") && lm_model_noutputs(m) != 1)
+    return lm_ctx_error(ctx, LM_EINVAL, "option 'argmax': model '%s' has %d outputs; say which "
+                        "with 'output'", lm_model_name(m), lm_model_noutputs(m));
   if (lm_arg_is_set(ctx, "output")) {
     int64_t k = lm_arg_int(ctx, "output");
     if (k < 0 || k >= lm_model_noutputs(m))
@@ -131,6 +138,20 @@ static int make_view(lm_tensor **t, view_kind kind)
   return LM_OK;
 }
 
+/* Stream a conv chain slice by slice (conv_stream.h) instead of running the
+** whole volume through a plan?  'auto': for chains on volumes large enough
+** that whole-volume activations (channels x voxels each) would dominate
+** memory. */
+static bool use_stream(lm_op_ctx *ctx, lm_model *m, lm_tensor *v)
+{
+  const char *mode = lm_arg_string(ctx, "stream");
+  if (strcmp(mode, "never") == 0) return false;
+  if (strcmp(mode, "always") == 0) return true;
+  if (lm_tensor_ndim(v) != 5 || lm_tensor_shape(v)[0] != 1) return false;
+  const int64_t *s = lm_tensor_shape(v);
+  return s[2] * s[3] * s[4] >= (int64_t)96 * 96 * 96 && lm_model_streamable(m);
+}
+
 static int infer_run(lm_op_ctx *ctx)
 {
   lm_model *m = lm_arg_model(ctx, "model");
@@ -151,6 +172,14 @@ static int infer_run(lm_op_ctx *ctx)
   int st = LM_OK;
   if (batch && (st = make_view(&v, VIEW_BATCH)) < 0) goto fail;
   if (zyx && (st = make_view(&v, VIEW_REVERSE)) < 0) goto fail;
+
+  bool argmax = lm_arg_bool(ctx, "argmax");
+  if (use_stream(ctx, m, v)) {
+    lm_tensor *o = NULL;
+    st = lm_infer_streamed(ctx, m, x, v, zyx, argmax, &o);
+    lm_tensor_release(v);
+    return st < 0 ? st : lm_ctx_set_output(ctx, 0, o);
+  }
 
   int want = lm_arg_is_set(ctx, "output") ? (int)lm_arg_int(ctx, "output") : -1;
   int nout = want >= 0 ? want + 1 : lm_model_noutputs(m);
@@ -180,7 +209,15 @@ static int infer_run(lm_op_ctx *ctx)
     lm_tensor_set_affine(o, lm_tensor_affine(x));
     lm_tensor_set_layout(o, lm_tensor_ndim(o) == nd ? lm_tensor_layout(x) : "");
     lm_tensor_trace_copy(o, x);
+    if (argmax) {
+      lm_tensor *lab = NULL;
+      st = lm_logits_argmax(o, &lab);
+      lm_tensor_release(o);
+      if (st < 0) continue;
+      o = lab;
+    }
     st = lm_ctx_set_output(ctx, slot++, o);
+    if (argmax) break;
   }
   for (int i = 0; i < nout; i++) lm_tensor_release(outs[i]);
   if (st < 0) return lm_ctx_error(ctx, st, "model '%s': cannot make the output views",
@@ -197,6 +234,13 @@ static const lm_arg_desc infer_args[] = {
    "Infer(model, x)"},
   {"output", LM_ARG_INT, "nil",
    "return only this output (0-based); default: every output of the network"},
+  {"argmax", LM_ARG_BOOL, "false",
+   "return the label map (1, spatial...) instead of the logits: argmax over the output's "
+   "channels (first maximum wins, NaN is the maximum; uint8 up to 256 classes, else int32)"},
+  {"stream", LM_ARG_STRING, "'auto'",
+   "'auto', 'always' or 'never': run a chain of stride-1 'same' convolutions and pointwise "
+   "activations (MeshNet) slice by slice, holding only the receptive field's depth of each "
+   "layer; 'auto' streams such chains on volumes of at least 96^3 voxels"},
 };
 
 const lm_op_desc lm_op_infer = {
@@ -211,6 +255,13 @@ const lm_op_desc lm_op_infer = {
       "thread (not libuv's pool), so the loop and other pipelines keep going; cancellation\n"
       "is checked between layers.  For volumes larger than the network's patch, use\n"
       "SlidingWindowInfer.\n"
+      "\n"
+      "Fully convolutional chains (stride-1 'same' convolutions with pointwise activations,\n"
+      "such as brainchop's MeshNets) are streamed slice by slice along the network's first\n"
+      "spatial axis (option stream): each layer keeps only the 2h+1 slices its successor\n"
+      "reads (h = dilation * (k - 1) / 2), so memory is the receptive field's depth, not\n"
+      "channels x volume; the result is the whole-volume result.  With argmax = true the\n"
+      "labels are made slice by slice too, and full-size logits never exist.\n"
       "\n"
       "  local logits = Infer(net, x)\n"
       "  local labels = Argmax(logits)",

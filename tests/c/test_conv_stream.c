@@ -211,6 +211,38 @@ static void test_strided_input(void)
   lm_graph_free(g);
 }
 
+/* More than LM_CONV_SMALL_MAX_CH channels: the layers go through oneDNN
+** instead of the direct few-channel kernel; same contract. */
+static void test_wide_layers(void)
+{
+  static const layer ls[] = {{18, 3, 2, "Relu"}, {17, 3, 1, "Gelu"}, {2, 1, 1, NULL}};
+  lm_graph *g = chain(1, ls, 3, false);
+  CHECK_INT(lm_graph_prepare(g), LM_OK);
+  int64_t n = D0 * D1 * D2;
+  float *x = malloc(sizeof(float) * (size_t)n);
+  for (int64_t i = 0; i < n; i++) x[i] = frand();
+  float *want = reference(g, x);
+  int64_t shape[5] = {1, 1, D0, D1, D2};
+  lm_conv_stream *s = NULL;
+  char why[256] = "", err[256] = "";
+  CHECK_INT(lm_conv_stream_new(g, shape, false, &s, why, sizeof why), LM_OK);
+  float *got = malloc(sizeof(float) * (size_t)(2 * n));
+  lm_stream_io io = {.in = x, .in_stride = {n, D1 * D2, D2, 1}, .logits = got,
+                     .logits_stride = {n, D1 * D2, D2, 1}};
+  CHECK_INT(lm_conv_stream_run(s, &io, NULL, err, sizeof err), LM_OK);
+  double maxerr = 0, maxref = 0;
+  for (int64_t i = 0; i < 2 * n; i++) {
+    if (fabs(got[i] - want[i]) > maxerr) maxerr = fabs(got[i] - want[i]);
+    if (fabs(want[i]) > maxref) maxref = fabs(want[i]);
+  }
+  CHECK_NEAR(maxerr / maxref, 0, 1e-5);
+  free(got);
+  free(want);
+  free(x);
+  lm_conv_stream_free(s);
+  lm_graph_free(g);
+}
+
 static void test_not_a_chain(void)
 {
   static const layer ls[] = {{3, 3, 1, "Relu"}};
@@ -229,6 +261,7 @@ int main(void)
 {
   RUN(test_logits_and_labels);
   RUN(test_strided_input);
+  RUN(test_wide_layers);
   RUN(test_not_a_chain);
   TAP_DONE();
 }
