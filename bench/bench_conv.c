@@ -6,9 +6,10 @@
  * sub-pixel form of ConvTranspose adds.  bench/bench_conv.py runs it next to
  * torch.
  *
- * usage: bench_conv [--runs N] [--bf16] [--path subpixel|phases|deconv] [CASE...]
+ * usage: bench_conv [--runs N] [--bf16] [--path subpixel|phases|deconv] [--slab-mb M] [CASE...]
  *   --path  force how ConvTranspose is computed (default: lm_conv_new's
  *           choice); deconv is oneDNN's own deconvolution.
+ *   --slab-mb  the sub-pixel form's slab size (lm_conv_slab_bytes); 0: none.
  * OpenMP threads from OMP_NUM_THREADS. */
 #include <stdbool.h>
 #include <stdio.h>
@@ -97,6 +98,8 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--bf16")) bf16 = true;
+    else if (!strcmp(argv[i], "--slab-mb") && i + 1 < argc)
+      lm_conv_slab_bytes = (size_t)atoi(argv[++i]) << 20;
     else if (!strcmp(argv[i], "--path") && i + 1 < argc) {
       const char *p = argv[++i];
       tpath = !strcmp(p, "subpixel") ? LM_CONV_PATH_SUBPIXEL
@@ -112,7 +115,7 @@ int main(int argc, char **argv) {
   const char *names[16];
   int nnames = 0;
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--runs") || !strcmp(argv[i], "--path")) i++;
+    if (!strcmp(argv[i], "--runs") || !strcmp(argv[i], "--path") || !strcmp(argv[i], "--slab-mb")) i++;
     else if (argv[i][0] != '-' && nnames < 16) names[nnames++] = argv[i];
   }
   for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {

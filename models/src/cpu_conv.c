@@ -353,17 +353,19 @@ static void impl_name(lm_conv *c, dnnl_primitive_desc_t pd) {
 }
 
 /* Slab height for the sub-pixel form: the largest divisor of the input
-** depth whose z slab fits in 16 MB (well inside this machine's L3), or 0
-** where slabs do not apply (a first dim with more than one tap or with
-** pads) or would be the whole input anyway.  Not smaller: every slab is
-** two OpenMP regions, and on a loaded 2-core machine each region can wait
-** a whole time slice for a descheduled thread (4 MB slabs, 64 of them for
-** 64->32 64^3, took 4.3 s there against 2.5 s for 8 whole-input convs). */
-size_t lm_conv_slab_bytes = (size_t)16 << 20;
+** depth whose z slab fits in lm_conv_slab_bytes (64 MB), or 0 where slabs do
+** not apply (a first dim with more than one tap or with pads) or would be
+** the whole input anyway.  What slabs buy is memory: 64->32 64^3 -> 128^3
+** keeps 64 MB of z instead of 268 MB.  Time, 2 threads on the loaded
+** 2-core machine: whole 0.66-0.87 s, 4 slabs of 64 MB 0.88-0.93 s, 16 of
+** 16 MB 1.14-1.17 s, 64 of 4 MB 4.3 s: every slab is two OpenMP regions,
+** and under load each can wait a time slice for a descheduled thread
+** (1 thread, where that cannot happen: 0.40 s whole, 0.33 s 4 MB slabs). */
+size_t lm_conv_slab_bytes = (size_t)64 << 20;
 
 static int64_t pick_chunk(const lm_conv_desc *d, const lm_subpixel *sp) {
-  if (d->nsp != 3 || sp->T[0] != 1 || sp->cpad_lo[0] || sp->cpad_hi[0] || sp->q0[0] ||
-      sp->Q[0] != d->in[0])
+  if (!lm_conv_slab_bytes || d->nsp != 3 || sp->T[0] != 1 || sp->cpad_lo[0] ||
+      sp->cpad_hi[0] || sp->q0[0] || sp->Q[0] != d->in[0])
     return 0;
   size_t plane = (size_t)(sp->Q[1] * sp->Q[2] * sp->cz) * sizeof(float);
   int64_t best = 1;
@@ -372,21 +374,25 @@ static int64_t pick_chunk(const lm_conv_desc *d, const lm_subpixel *sp) {
   return best == d->in[0] && d->n == 1 ? 0 : best;
 }
 
-/* ConvTranspose, measured on this machine's AMX Xeon, 1 thread:
-**  k2s2 64->32 64^3: sub-pixel 0.42 s f32, 0.37 s bf16; oneDNN deconv 7.9 s
-**    f32, 0.52 s bf16.
-**  k3s2 256->128 12^3: per phase 54 ms f32, 25 ms bf16; sub-pixel 99 ms f32
-**    (its zero taps: 64 computed for 27), 22 ms bf16; oneDNN deconv 178 ms
-**    f32, 16.5 ms bf16 (AMX).
-** So: the sub-pixel form where it has no zero taps (k a multiple of s),
-** else oneDNN's deconvolution in bf16, else one conv per phase in f32. */
+/* ConvTranspose, measured on this machine's AMX Xeon:
+**  k2s2 64->32 64^3, 1 thread: sub-pixel 0.42 s f32, 0.37 s bf16; oneDNN
+**    deconv 7.9 s f32, 0.52 s bf16.
+**  k3s2 256->128 12^3, 1 thread: per phase 54 ms f32, 25 ms bf16; sub-pixel
+**    99 ms f32 (its zero taps: 64 computed for 27), 22 ms bf16; oneDNN
+**    deconv 178 ms f32, 16.5 ms bf16 (AMX).  But 2 threads on the machine
+**    loaded by other jobs (load average 14): sub-pixel 0.08-0.28 s, per
+**    phase 0.29-0.44 s (25 OpenMP regions against 3; see pick_chunk).
+** So: the sub-pixel form where it has no zero taps (k a multiple of s);
+** else oneDNN's deconvolution in bf16; else the sub-pixel form (per phase
+** wins only on a quiet machine); else per phase; else oneDNN's f32
+** deconvolution. */
 static lm_conv_path auto_path(const lm_conv_desc *d, bool bf16, lm_subpixel *sp) {
   if (!d->transposed) return LM_CONV_PATH_DIRECT;
   bool subpixel = lm_subpixel_plan(d, sp);
   if (subpixel && sp->phases * prod(sp->T, 3) == prod(d->k, d->nsp)) return LM_CONV_PATH_SUBPIXEL;
   if (bf16) return LM_CONV_PATH_DECONV;
-  if (lm_phases_apply(d)) return LM_CONV_PATH_PHASES;
-  return subpixel ? LM_CONV_PATH_SUBPIXEL : LM_CONV_PATH_DECONV;
+  if (subpixel) return LM_CONV_PATH_SUBPIXEL;
+  return lm_phases_apply(d) ? LM_CONV_PATH_PHASES : LM_CONV_PATH_DECONV;
 }
 
 int lm_conv_new_path(const lm_conv_desc *d, const float *weight, const float *bias,

@@ -68,8 +68,8 @@ void lm_phases_free(lm_phases *p);
 /* How a convolution is computed.  AUTO is what lm_conv_new picks: DIRECT
 ** for Conv; for ConvTranspose SUBPIXEL where that form has no zero taps
 ** (k == s, k = 2s, ...), else DECONV (oneDNN's deconvolution) in bf16, else
-** PHASES, else SUBPIXEL, else DECONV (measurements in cpu_conv.c).  Forcing
-** one is for benchmarks and tests. */
+** SUBPIXEL, PHASES, DECONV, the first that applies (measurements in
+** cpu_conv.c).  Forcing one is for benchmarks and tests. */
 typedef enum lm_conv_path {
   LM_CONV_PATH_AUTO = 0,
   LM_CONV_PATH_DIRECT,
@@ -82,9 +82,9 @@ int lm_conv_new_path(const lm_conv_desc *d, const float *weight,
                      const float *bias, lm_conv_path path, lm_conv **out,
                      char *err, size_t errlen);
 
-/* The z slab size the sub-pixel form aims at (16 MB; see pick_chunk in
-** cpu_conv.c).  Read by lm_conv_new; tests lower it to get slabs from small
-** shapes. */
+/* The z slab size the sub-pixel form aims at (64 MB; see pick_chunk in
+** cpu_conv.c; 0: no slabs).  Read by lm_conv_new; tests lower it to get
+** slabs from small shapes, bench_conv --slab-mb sets it. */
 extern size_t lm_conv_slab_bytes;
 
 /* x = act(x) over n floats, with the ONNX definitions (the pass used when
