@@ -40,9 +40,17 @@ function lumen.describe(op)
     if a.type == "model" then call = call .. a.name .. ", " end
   end
   if info.inputs and info.inputs ~= "" then call = call .. info.inputs .. ", " end
+  -- Ops that return a value instead of tensors take their path first (ops.c).
+  local returns_value = info.source and (info.outputs or "") == ""
+  if returns_value then
+    for _, a in ipairs(info.args) do
+      if a.name == "path" and a.type == "string" then call = call .. "path, " end
+    end
+  end
   add("  call:    " .. call .. "{options})")
   add("  inputs:  " .. ((info.inputs and info.inputs ~= "") and info.inputs or "none (source op)"))
-  add("  outputs: " .. (info.outputs or ""))
+  add("  outputs: " .. (returns_value and "none (returns its result)"
+                                        or (info.outputs or "")))
   if info.cuda then add("  devices: cpu, cuda") else add("  devices: cpu") end
   if #info.args > 0 then
     add("  options:")
