@@ -1,6 +1,7 @@
 /* Shared by the ONNX reader's files (onnx_reader.c: model, graph, nodes,
- * attributes, functions; onnx_tensor.c: TensorProto and external data;
- * onnx_common.c: messages and cursor helpers).  Internal to liblumen. */
+ * functions; onnx_tensor.c: TensorProto and external data;
+ * onnx_attribute.c: AttributeProto; onnx_common.c: messages and cursor
+ * helpers).  Internal to liblumen. */
 #ifndef LM_ONNX_INTERNAL_H
 #define LM_ONNX_INTERNAL_H
 
@@ -96,5 +97,34 @@ typedef struct tensor_info {
 /* Parse a TensorProto; the data ends in t->data (zero-copy for raw_data
 ** and external data, arena memory for typed fields). */
 int onnx_read_tensor(reader *r, const uint8_t *buf, size_t len, tensor_info *t);
+
+/* ---- model-local functions (onnx_reader.c) -------------------------------- */
+
+/* The body of a function being inlined: its formal inputs and outputs are
+** bound to the caller's values; its other values get a prefix unique to the
+** call ("Fn#3/"); its attributes that refer to the caller's (ref_attr_name)
+** take the caller's value or the function's default.  NULL scope: the main
+** graph. */
+typedef struct onnx_scope {
+  const struct onnx_scope *parent;
+  const onnx_function *fn;
+  char prefix[96];
+  int depth;
+  int nin, nout;                 /* formal inputs and outputs */
+  const uint8_t **in_name, **out_name;
+  size_t *in_len, *out_len;
+  int *in_value, *out_value;     /* the caller's values (-1: left out) */
+  const uint8_t *call;           /* the calling NodeProto */
+  size_t call_len;
+} onnx_scope;
+
+/* ---- AttributeProto (onnx_attribute.c) ------------------------------------ */
+
+/* One AttributeProto onto node `node` of the graph.  Inside a function (sc
+** not NULL) a reference (ref_attr_name) takes the caller's attribute, else
+** the function's default, else nothing.  as_name (if not NULL) renames the
+** attribute: a caller's attribute or a default standing in for a reference. */
+int onnx_read_attribute(reader *r, const onnx_scope *sc, int node, int index, const uint8_t *buf,
+                        size_t len, const uint8_t *as_name, size_t as_len);
 
 #endif
