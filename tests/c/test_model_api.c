@@ -511,6 +511,10 @@ static void record(lm_job *job, int status, void *ud)
 static void test_model_ops_run_on_inference_thread(void)
 {
   lm_engine *e = new_engine(false);
+  /* The real ops carry the flags the executor dispatches on. */
+  CHECK(lm_op_find(e, "Infer")->flags & LM_OP_MODEL);
+  CHECK(lm_op_find(e, "LoadModel")->flags & LM_OP_IO);
+  CHECK(!(lm_op_find(e, "LoadModel")->flags & LM_OP_MODEL));
   lm_op_register(e, &where_op);
   lm_op_register(e, &model_where_op);
   memset(&wlog, 0, sizeof wlog);
