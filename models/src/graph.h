@@ -176,7 +176,8 @@ int lm_graph_prepare(lm_graph *g);
 
 /* Shape inference and folding again with concrete input shapes (one per
 ** graph input, ndim of each as in shapes_ndim).  Used by plans: works on a
-** copy the caller made with lm_graph_clone. */
+** copy the caller made with lm_graph_clone (which shares constant data with
+** g: g must outlive the clone). */
 lm_graph *lm_graph_clone(const lm_graph *g);
 int lm_graph_specialize(lm_graph *g, const int *ndims,
                         const int64_t *const *shapes);
