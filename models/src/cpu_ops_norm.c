@@ -278,10 +278,113 @@ static int eval_groupnorm(const lm_gnode *n, const lm_rt_tensor *in, int nin,
   return LM_OK;
 }
 
+/* ---- LRN, MeanVarianceNormalization ------------------------------------ */
+
+static int infer_x_same(lm_graph *g, const lm_gnode *n)
+{
+  if (!ops_in(g, n, 0)) return ops_fail(g, n, "input X is missing");
+  if (!strcmp(n->op, "LRN") && lm_gnode_attr_int(n, "size", 0) < 1)
+    return ops_fail(g, n, "attribute size is missing or < 1");
+  return ops_infer_same(g, n);
+}
+
+/* y = x / (bias + alpha / size * sum of x^2 over the channel window)^beta */
+static int eval_lrn(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_tensor *out,
+                    int nout, char *err, size_t errlen)
+{
+  int st = need_f32(n, in, 1, 1, err, errlen);
+  if (st) return st;
+  const lm_rt_tensor *x = &in[0];
+  if (x->ndim < 2) return ops_eval_fail(err, errlen, n, "input X needs dims N, C");
+  int64_t size = lm_gnode_attr_int(n, "size", 1);
+  double alpha = lm_gnode_attr_float(n, "alpha", 1e-4), beta = lm_gnode_attr_float(n, "beta", 0.75);
+  double bias = lm_gnode_attr_float(n, "bias", 1.0);
+  int64_t N = x->shape[0], C = x->shape[1], sp = ops_numel(x->ndim - 2, x->shape + 2);
+  int64_t lo = (size - 1) / 2, hi = size - 1 - lo;
+  const float *src = x->data;
+  float *dst = out[0].data;
+#pragma omp parallel for schedule(static) if (N * C * sp * size > OPS_PAR_MIN)
+  for (int64_t nc = 0; nc < N * C; nc++) {
+    int64_t nn = nc / C, c = nc % C;
+    int64_t c0 = c - lo < 0 ? 0 : c - lo, c1 = c + hi > C - 1 ? C - 1 : c + hi;
+    for (int64_t i = 0; i < sp; i++) {
+      double sq = 0;
+      for (int64_t cc = c0; cc <= c1; cc++) {
+        double v = src[(nn * C + cc) * sp + i];
+        sq += v * v;
+      }
+      dst[nc * sp + i] = (float)(src[nc * sp + i] / pow(bias + alpha / (double)size * sq, beta));
+    }
+  }
+  return LM_OK;
+}
+
+/* (x - mean) / sqrt(var) over `axes` (default 0, 2, 3), no epsilon in the
+** ONNX definition beyond its 1e-9 guard. */
+static int eval_mvn(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_tensor *out,
+                    int nout, char *err, size_t errlen)
+{
+  int st = need_f32(n, in, 1, 1, err, errlen);
+  if (st) return st;
+  const lm_rt_tensor *x = &in[0];
+  int cnt;
+  const int64_t *ax = lm_gnode_attr_ints(n, "axes", &cnt);
+  static const int64_t def[3] = {0, 2, 3};
+  if (!ax) {
+    ax = def;
+    cnt = 3;
+  }
+  bool red[LM_MAX_DIMS] = {false};
+  for (int i = 0; i < cnt; i++) {
+    int a;
+    if (!ops_axis(ax[i], x->ndim, &a)) return ops_eval_fail(err, errlen, n, "axis out of range");
+    red[a] = true;
+  }
+  int64_t str[LM_MAX_DIMS], kept = 1, rcount = 1;
+  ops_strides(x->ndim, x->shape, str);
+  for (int k = 0; k < x->ndim; k++) {
+    if (red[k]) rcount *= x->shape[k];
+    else kept *= x->shape[k];
+  }
+  const float *src = x->data;
+  float *dst = out[0].data;
+  for (int64_t o = 0; o < kept; o++) {
+    /* offsets of the kept index o, then walk the reduced ones */
+    int64_t base = 0, rem = o;
+    for (int k = x->ndim - 1; k >= 0; k--)
+      if (!red[k]) {
+        base += (rem % x->shape[k]) * str[k];
+        rem /= x->shape[k];
+      }
+    /* three walks over the reduced positions: mean, variance, output */
+    double mean = 0, var = 0;
+    for (int pass = 0; pass < 3; pass++) {
+      double acc = 0, sd = sqrt(var);
+      for (int64_t r = 0; r < rcount; r++) {
+        int64_t off = base, rr = r;
+        for (int k = x->ndim - 1; k >= 0; k--)
+          if (red[k]) {
+            off += (rr % x->shape[k]) * str[k];
+            rr /= x->shape[k];
+          }
+        double v = src[off];
+        if (pass == 0) acc += v;
+        else if (pass == 1) acc += (v - mean) * (v - mean);
+        else dst[off] = (float)((v - mean) / (sd + 1e-9));
+      }
+      if (pass == 0) mean = acc / (double)rcount;
+      if (pass == 1) var = acc / (double)rcount;
+    }
+  }
+  return LM_OK;
+}
+
 const lm_cpu_kernel lm_ops_norm[] = {
   {"InstanceNormalization", infer_instnorm, eval_instnorm, false},
   {"BatchNormalization", infer_batchnorm, eval_batchnorm, false},
   {"LayerNormalization", infer_layernorm, eval_layernorm, false},
   {"GroupNormalization", infer_groupnorm, eval_groupnorm, false},
+  {"LRN", infer_x_same, eval_lrn, false},
+  {"MeanVarianceNormalization", infer_x_same, eval_mvn, false},
   {NULL, NULL, NULL, false},
 };

@@ -697,6 +697,43 @@ static void test_constants_range(void)
   tc_free(&t);
 }
 
+static void test_topk_onehot_scatter(void)
+{
+  /* TopK k=2 along the last axis, largest, ties to the lower index */
+  tcase t;
+  tc_init(&t, 11);
+  IN_F(&t, 2, SH(2, 4), 1, 9, 3, 9, -1, -5, 0, -2);
+  IN_I(&t, 1, SH(1), 2);
+  tc_node(&t, "TopK", 2);
+  CHECK_INT(tc_run(&t), LM_OK);
+  check_shape(tc_outv(&t, 0), 2, SH(2, 2));
+  check_f32(&t.o[0], F32(9, 9, 0, -1), 4, 0);
+  check_i64(&t.o[1], I64(1, 3, 2, 0), 4);
+  tc_free(&t);
+
+  /* OneHot(indices [1, -1], depth 3, values [0, 5]) -> [[0,5,0],[0,0,5]] */
+  tc_init(&t, 11);
+  IN_I(&t, 1, SH(2), 1, -1);
+  IN_I(&t, 0, NULL, 3);
+  IN_F(&t, 1, SH(2), 0, 5);
+  tc_node(&t, "OneHot", 1);
+  CHECK_INT(tc_run(&t), LM_OK);
+  check_shape(tc_outv(&t, 0), 2, SH(2, 3));
+  check_f32(&t.o[0], F32(0, 5, 0, 0, 0, 5), 6, 0);
+  tc_free(&t);
+
+  /* ScatterND with reduction add: data [4], indices [[1], [1], [3]] */
+  tc_init(&t, 16);
+  IN_F(&t, 1, SH(4), 1, 2, 3, 4);
+  IN_I(&t, 2, SH(3, 1), 1, 1, 3);
+  IN_F(&t, 1, SH(3), 10, 20, 30);
+  tc_node(&t, "ScatterND", 1);
+  tc_str(&t, "reduction", "add");
+  CHECK_INT(tc_run(&t), LM_OK);
+  check_f32(&t.o[0], F32(1, 32, 3, 34), 4, 0);
+  tc_free(&t);
+}
+
 /* ---- pools and Pad ------------------------------------------------------ */
 
 static const float x44[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
@@ -1180,6 +1217,7 @@ int main(void)
   RUN(test_gather_concat_shape);
   RUN(test_transpose_expand_tile_cast);
   RUN(test_constants_range);
+  RUN(test_topk_onehot_scatter);
   RUN(test_pools);
   RUN(test_pad_opsets);
   RUN(test_resize);
