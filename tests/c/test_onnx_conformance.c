@@ -63,7 +63,7 @@ static const struct {
   {"Unsqueeze", 0x2}, {"Squeeze", 0x2}, {"ConstantOfShape", 0x1}, {"Split", 0x2},
   {"ReduceSum", 0x2}, {"ReduceMean", 0x2}, {"ReduceMax", 0x2}, {"ReduceMin", 0x2},
   {"ReduceProd", 0x2}, {"ReduceL1", 0x2}, {"ReduceL2", 0x2}, {"ReduceLogSum", 0x2},
-  {"ReduceLogSumExp", 0x2}, {"ReduceSumSquare", 0x2}, {"TopK", 0x2},
+  {"ReduceLogSumExp", 0x2}, {"ReduceSumSquare", 0x2}, {"TopK", 0x2}, {"OneHot", 0x2},
 };
 
 static bool constant_slot(const char *op, int slot)
