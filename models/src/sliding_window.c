@@ -225,6 +225,13 @@ static int sw_prepare(lm_op_ctx *ctx, sw_setup *s)
                         lm_model_name(s->model), (long long)decl[0],
                         (long long)decl[0]);
   if ((st = read_roi(ctx, s, decl, rank)) < 0) return st;
+  int64_t k = lm_arg_int(ctx, "output");
+  int nout = lm_model_noutputs(s->model);
+  if (k < 0 || k >= nout || k >= LM_MAX_OUTPUTS)
+    return lm_ctx_error(ctx, LM_EINVAL, "option 'output' is %lld; model '%s' "
+                        "has outputs 0..%d", (long long)k,
+                        lm_model_name(s->model), nout - 1);
+  s->output = (int)k;
   return read_mirror(ctx, s);
 }
 
@@ -322,11 +329,11 @@ static int check_output(lm_op_ctx *ctx, sw_run *r, lm_tensor *pred,
     for (int d = 0; d < nd; d++)
       snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld",
                d ? ", " : "", (long long)ps[d]);
-    return lm_ctx_error(ctx, LM_ESHAPE, "model '%s' output 0 has shape (%s); "
+    return lm_ctx_error(ctx, LM_ESHAPE, "model '%s' output %d has shape (%s); "
                         "SlidingWindowInfer needs (%lld, C_out, ...) with the "
                         "window's spatial size (outputs at another resolution "
-                        "are not supported)", lm_model_name(s->model), got,
-                        (long long)want_b);
+                        "are not supported)", lm_model_name(s->model),
+                        s->output, got, (long long)want_b);
   }
   if (r->out) return LM_OK;
   r->cout = ps[1];
@@ -361,8 +368,12 @@ static int run_network(lm_op_ctx *ctx, sw_run *r, int64_t first, int64_t nb,
       return lm_ctx_error(ctx, st, "cannot make the batch view");
     in = view;
   }
-  st = lm_model_run(s->model, ctx, &in, 1, pred, 1);
+  /* outputs 0..k of the network; keep output k */
+  lm_tensor *outs[LM_MAX_OUTPUTS] = {0};
+  st = lm_model_run(s->model, ctx, &in, 1, outs, s->output + 1);
   lm_tensor_release(view);
+  for (int i = 0; i < s->output; i++) lm_tensor_release(outs[i]);
+  *pred = outs[s->output];
   return st;
 }
 
@@ -539,6 +550,9 @@ static const lm_arg_desc sw_args[] = {
    "nnU-Net test-time mirroring: spatial axes (0-based, lumen's axis order) "
    "whose 2^k - 1 flip combinations are averaged with the plain run, as "
    "logits"},
+  {"output", LM_ARG_INT, "0",
+   "which output of the network to blend (0-based; e.g. the full-resolution "
+   "head of a network with several)"},
   {"slice_axis", LM_ARG_INT, "2",
    "for a 2-D network on a 3-D image: the axis stepped over slice by slice "
    "(windows over the other two)"},

@@ -32,6 +32,7 @@ typedef struct sw_setup {
   int slice_axis;          /* -1, or the axis a 2-D network steps over */
   bool zyx;                /* the network sees the spatial axes reversed */
   unsigned mirror;         /* bit d: flip image axis d (nnU-Net TTA) */
+  int output;              /* which network output is blended */
   int model_ndim;          /* 2 + spatial dims the network sees */
   /* image axis d is the network's axis model_axis[d] (-1: slice axis) */
   int model_axis[SW_MAX_SP];

@@ -512,6 +512,51 @@ done:
   lm_model_release(m);
 }
 
+/* A network with two outputs, x and 2 x: option 'output' picks one. */
+static void second_output(void)
+{
+  static const char json[] =
+      "{\"inputs\": [{\"name\": \"x\", \"shape\": [-1, 1, -1, -1, -1], "
+      "\"dtype\": \"float32\"}], \"outputs\": [\"y0\", \"y1\"], "
+      "\"nodes\": [{\"op\": \"Conv\", \"inputs\": [\"x\", \"w0\"], "
+      "\"outputs\": [\"y0\"]}, {\"op\": \"Conv\", \"inputs\": [\"x\", "
+      "\"w1\"], \"outputs\": [\"y1\"]}], \"weights\": ["
+      "{\"name\": \"w0\", \"dtype\": \"float32\", \"shape\": [1, 1, 1, 1, 1], "
+      "\"data\": [1]}, {\"name\": \"w1\", \"dtype\": \"float32\", "
+      "\"shape\": [1, 1, 1, 1, 1], \"data\": [2]}]}";
+  lm_model *m = NULL;
+  if (lm_model_load_graph(eng, json, strlen(json), NULL, NULL, &m) < 0) {
+    TAP_FAIL("lm_model_load_graph: %s", lm_errmsg(eng));
+    return;
+  }
+  lm_tensor *x = test_image(LM_F32, 1, 10, 8, 6);
+  lm_params *p = NULL;
+  lm_params_new(&p);
+  lm_params_set_model(p, "model", m);
+  double roi[3] = {6, 6, 6};
+  lm_params_set_numbers(p, "roi", roi, 3);
+  lm_params_set_int(p, "output", 1);
+  lm_tensor *out = NULL;
+  int nout = 1;
+  CHECK_INT(lm_call(eng, "SlidingWindowInfer", &x, 1, p, &out, &nout, NULL),
+            LM_OK);
+  if (out) {
+    int64_t idx[4] = {0, 7, 3, 5};
+    CHECK(lm_tensor_get(out, idx) == 2 * lm_tensor_get(x, idx));
+    idx[1] = 0, idx[2] = 0, idx[3] = 0;
+    CHECK(lm_tensor_get(out, idx) == 2 * lm_tensor_get(x, idx));
+  }
+  lm_tensor_release(out);
+  out = NULL;
+  lm_params_set_int(p, "output", 2);
+  CHECK(lm_call(eng, "SlidingWindowInfer", &x, 1, p, &out, &nout, NULL) < 0);
+  CHECK_CONTAINS(lm_errmsg(eng), "has outputs 0..1");
+  lm_tensor_release(out);
+  lm_params_free(p);
+  lm_tensor_release(x);
+  lm_model_release(m);
+}
+
 int main(void)
 {
   RUN(monai_starts_measured);
@@ -536,6 +581,7 @@ int main(void)
   RUN(identity_slices);
   RUN(identity_static_batch);
   RUN(option_errors);
+  RUN(second_output);
   lm_engine_release(eng);
   TAP_DONE();
 }
