@@ -10,7 +10,8 @@
  *   Sigmoid/Tanh/Gelu and/or a residual Add runs as one fused kernel
  *   (plan_fused.c); so does the GroupNorm
  *   pattern PyTorch exports (Reshape, InstanceNormalization, Reshape, Mul,
- *   Add), with or without such an activation after it.
+ *   Add), with or without such an activation after it, and an Add of two
+ *   run-time values with the activation after it (VNet).
  * - Reshape, Flatten, Squeeze and Unsqueeze of an intermediate are views:
  *   the output shares the input's buffer and nothing runs.  A Concat whose
  *   inputs are contiguous blocks of its output (batch 1, channel axis) runs
@@ -304,6 +305,10 @@ static int build(builder *b)
       bool done;
       rc = plan_try_groupnorm_step(b, i, &done);
       if (rc == LM_OK && !done) rc = add_eval_step(b, i);
+    } else if (op_is(n, "Add")) {
+      bool done;
+      rc = plan_try_add_act_step(b, i, &done);
+      if (rc == LM_OK && !done) rc = add_eval_step(b, i);
     } else {
       rc = add_eval_step(b, i);
     }
@@ -515,6 +520,10 @@ static int run_steps(lm_plan *p, const float *const *inputs, float *const *outpu
       lm_plan_groupnorm_act(p->ptr[s->vin[0]], p->ptr[s->vout[0]], s->in_n, s->in_c, s->groups,
                             s->in_sp, p->ptr[s->vin[1]], p->ptr[s->vin[2]], s->eps,
                             p->ptr[s->vin[3]], p->ptr[s->vin[4]], s->act, s->alpha);
+      break;
+    case STEP_ADD_ACT:
+      lm_plan_add_act(p->ptr[s->vin[0]], p->ptr[s->vin[1]], p->ptr[s->vout[0]], s->count,
+                      s->act, s->alpha);
       break;
     case STEP_EVAL: {
       for (int j = 0; j < s->nin; j++) s->in[j].data = s->vin[j] >= 0 ? p->ptr[s->vin[j]] : NULL;

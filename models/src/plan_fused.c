@@ -1,7 +1,8 @@
 /* Fused kernels of plans (plan_internal.h): InstanceNormalization with the
- * activation that follows it, and PyTorch's exported GroupNorm pattern with
- * its affine and activation, so the normalised volume is written once
- * instead of written, read and written again by separate element-wise ops. */
+ * activation that follows it, PyTorch's exported GroupNorm pattern with its
+ * affine and activation, and a residual Add with its activation, so a volume
+ * is written once instead of written, read and written again by separate
+ * element-wise ops. */
 #include <math.h>
 #include <stdbool.h>
 
@@ -106,4 +107,11 @@ void lm_plan_groupnorm_act(const float *x, float *y, int64_t n, int64_t c, int64
       }
     }
   }
+}
+
+void lm_plan_add_act(const float *a, const float *b, float *y, int64_t n, lm_act act,
+                     float alpha)
+{
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; i++) y[i] = apply_act(act, alpha, a[i] + b[i]);
 }

@@ -32,6 +32,11 @@ void lm_plan_groupnorm_act(const float *x, float *y, int64_t n, int64_t c, int64
                            int64_t sp, const float *gscale, const float *gbias, double eps,
                            const float *gamma, const float *beta, lm_act act, float alpha);
 
+/* y = act(a + b) over n elements (a residual Add and its activation: VNet).
+** y may be a or b. */
+void lm_plan_add_act(const float *a, const float *b, float *y, int64_t n, lm_act act,
+                     float alpha);
+
 /* Buffer layout from lifetimes (plan_memory.c).  Each buffer lives over
 ** steps [start, end] (inclusive) and needs size bytes; the layout gives each
 ** an offset, 64-byte aligned, such that buffers alive at the same time do not
@@ -51,6 +56,7 @@ typedef enum step_kind {
   STEP_CONV,        /* lm_conv_run */
   STEP_INSTNORM,    /* lm_plan_instnorm_act */
   STEP_GROUPNORM,   /* lm_plan_groupnorm_act */
+  STEP_ADD_ACT,     /* lm_plan_add_act */
   STEP_VIEW,        /* the output shares the input's bytes: nothing to do */
   STEP_COPY         /* graph output copied from an input or constant */
 } step_kind;
@@ -71,6 +77,8 @@ typedef struct plan_step {
   int res_mode;                  /* STEP_INSTNORM residual: 0 none, 1 before, 2 after the act */
   lm_act act;
   float alpha;
+  /* STEP_ADD_ACT */
+  int64_t count;
   /* STEP_COPY */
   int out_index;
   size_t bytes;
@@ -149,6 +157,7 @@ int plan_sole_reader(const builder *b, int v);
 int plan_add_conv_step(builder *b, int ni);
 int plan_try_instnorm_step(builder *b, int ni, bool *done);
 int plan_try_groupnorm_step(builder *b, int ni, bool *done);
+int plan_try_add_act_step(builder *b, int ni, bool *done);
 /* plan_memory.c: the location of every run-time value (views, in-place
 ** steps, in-place Concat) and the arena. */
 int plan_lay_out_memory(builder *b);

@@ -351,6 +351,43 @@ int plan_try_groupnorm_step(builder *b, int ri, bool *done)
   return LM_OK;
 }
 
+/* Add of two run-time values of one shape followed by an activation that is
+** its one reader (VNet's residual Add + Elu). */
+int plan_try_add_act_step(builder *b, int ni, bool *done)
+{
+  *done = false;
+  lm_graph *g = b->g;
+  const lm_gnode *n = &g->nodes[ni];
+  if (n->nin != 2 || n->nout != 1 || n->in[0] < 0 || n->in[1] < 0) return LM_OK;
+  const lm_gvalue *av = &g->values[n->in[0]], *bv = &g->values[n->in[1]];
+  if (is_const(g, n->in[0]) || is_const(g, n->in[1]) || av->dt != LM_F32 || bv->dt != LM_F32 ||
+      av->ndim != bv->ndim || lm_gvalue_numel(av) < 0 ||
+      memcmp(av->shape, bv->shape, sizeof(int64_t) * (size_t)(av->ndim > 0 ? av->ndim : 0)))
+    return LM_OK;
+  int r = plan_sole_reader(b, n->out[0]);
+  act_match m;
+  if (r < 0 || !match_simple_act(b, r, n->out[0], &m) || !norm_act_supported(m.act))
+    return LM_OK;
+  int rc = plan_check_runtime_value(b, &g->nodes[r], m.final_value);
+  if (rc < 0) return rc;
+  plan_step *s = plan_new_step(b, STEP_ADD_ACT, n, 2, 1);
+  if (!s) return plan_fail(b->err, b->errlen, LM_ENOMEM, "out of memory");
+  for (int j = 0; j < 2; j++) {
+    s->vin[j] = n->in[j];
+    plan_set_rt(g, &s->in[j], n->in[j]);
+  }
+  s->vout[0] = m.final_value;
+  plan_set_rt(g, &s->out[0], m.final_value);
+  s->count = lm_gvalue_numel(av);
+  s->act = m.act;
+  s->alpha = m.alpha;
+  s->inplace_inputs = 3;
+  b->skip[r] = true;
+  snprintf(s->label, sizeof s->label, "Add+%s '%s'", m.name, nname(n));
+  *done = true;
+  return LM_OK;
+}
+
 /* ---- convolutions ------------------------------------------------------------ */
 
 static int conv_fail(builder *b, const lm_gnode *n, const char *what)

@@ -853,6 +853,36 @@ static void test_concat_in_place(void)
   concat_case(1, true, false);    /* an input is the caller's buffer */
 }
 
+/* VNet's residual Add + Elu as one step; not with a broadcast operand. */
+static void test_add_act(void)
+{
+  lm_graph *g = lm_graph_new();
+  int64_t xsh[3] = {2, 3, 4}, csh[3] = {1, 3, 1};
+  int x = input(g, "x", 3, xsh);
+  int a = node1(g, "Exp", "a", x);
+  int c = node1(g, "Sigmoid", "c", x);
+  int e = act_elu(g, node2(g, "Add", "add", a, c));
+  int t = node1(g, "Tanh", "t", node2(g, "Add", "bcast", e, const_rand(g, 3, csh, 3, 1, 0)));
+  lm_graph_add_output(g, t);
+  int64_t n = numel(3, xsh), rn;
+  float *xs = rand_input(n, 16);
+  lm_plan *p = NULL;
+  float *got = plan_run(g, xs, &p);
+  float *want = ref_run(g, xs, &rn);
+  if (p) {
+    CHECK_INT(lm_plan_nsteps(p), 5);
+    CHECK(plan_has_step(p, "Add+Elu 'add'"));
+    CHECK(lm_plan_step_inplace(p, 2));
+    CHECK(plan_has_step(p, "Add 'bcast'"));
+    lm_plan_free(p);
+  }
+  if (got) check_close(got, want, rn, 1e-6);
+  free(xs);
+  free(got);
+  free(want);
+  lm_graph_free(g);
+}
+
 static void test_binary_inplace(void)
 {
   lm_graph *g = lm_graph_new();
@@ -1125,6 +1155,7 @@ int main(int argc, char **argv)
   RUN(test_memory_reuse);
   RUN(test_inplace_and_views);
   RUN(test_binary_inplace);
+  RUN(test_add_act);
   RUN(test_identity_like_views);
   RUN(test_concat_in_place);
   RUN(test_plan_errors);
