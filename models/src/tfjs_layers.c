@@ -40,6 +40,14 @@ static int lfail(tfjs_ctx *c, const klayer *L, int status, const char *what)
   return tfjs_fail(c, status, "layer '%s' (%s): %s", L->name, L->cls, what);
 }
 
+/* JSON numbers as C integers: absurd values (a garbled file) are clamped to
+** +-1e9 (NaN to -1) so the casts are defined; the shape checks against the
+** weights then refuse them. */
+static double clamp_num(double d)
+{
+  return d != d ? -1 : d > 1e9 ? 1e9 : d < -1e9 ? -1e9 : d;
+}
+
 static const cJSON *cfg_get(const klayer *L, const char *key)
 {
   return cJSON_GetObjectItemCaseSensitive(L->cfg, key);
@@ -48,7 +56,7 @@ static const cJSON *cfg_get(const klayer *L, const char *key)
 static double cfg_num(const klayer *L, const char *key, double def)
 {
   const cJSON *j = cfg_get(L, key);
-  return cJSON_IsNumber(j) ? j->valuedouble : def;
+  return cJSON_IsNumber(j) ? clamp_num(j->valuedouble) : def;
 }
 
 static bool cfg_bool(const klayer *L, const char *key, bool def)
@@ -72,7 +80,8 @@ static int cfg_ints(tfjs_ctx *c, const klayer *L, const char *key, int n, int64_
     for (int i = 0; i < n; i++) out[i] = def;
     return LM_OK;
   }
-  if (cJSON_IsNumber(j)) {
+  if (cJSON_IsNumber(j) && j->valuedouble >= 0 && j->valuedouble <= 1e9 &&
+      j->valuedouble == floor(j->valuedouble)) {
     for (int i = 0; i < n; i++) out[i] = (int64_t)j->valuedouble;
     return LM_OK;
   }
@@ -83,7 +92,8 @@ static int cfg_ints(tfjs_ctx *c, const klayer *L, const char *key, int n, int64_
   }
   for (int i = 0; i < n; i++) {
     const cJSON *e = cJSON_GetArrayItem(j, i);
-    if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble != floor(e->valuedouble)) {
+    if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > 1e9 ||
+        e->valuedouble != floor(e->valuedouble)) {
       char msg[128];
       snprintf(msg, sizeof msg, "field '%s' entry %d is not a non-negative integer", key, i);
       return lfail(c, L, LM_EFORMAT, msg);
@@ -108,9 +118,9 @@ static int cfg_axis(const klayer *L, int def, bool *ok)
   const cJSON *j = cfg_get(L, "axis");
   *ok = true;
   if (!j || cJSON_IsNull(j)) return def;
-  if (cJSON_IsNumber(j)) return (int)j->valuedouble;
+  if (cJSON_IsNumber(j)) return (int)clamp_num(j->valuedouble);
   if (cJSON_IsArray(j) && cJSON_GetArraySize(j) == 1 && cJSON_IsNumber(j->child))
-    return (int)j->child->valuedouble;
+    return (int)clamp_num(j->child->valuedouble);
   *ok = false;
   return def;
 }
@@ -450,7 +460,8 @@ static int zero_padding(tfjs_ctx *c, const klayer *L, const tfjs_tensor *x, cons
     const cJSON *e = cJSON_IsArray(j) ? cJSON_GetArrayItem(j, i) : j;
     const cJSON *a = cJSON_IsArray(e) ? cJSON_GetArrayItem(e, 0) : e;
     const cJSON *b = cJSON_IsArray(e) ? cJSON_GetArrayItem(e, 1) : e;
-    if (!cJSON_IsNumber(a) || !cJSON_IsNumber(b) || a->valuedouble < 0 || b->valuedouble < 0)
+    if (!cJSON_IsNumber(a) || !cJSON_IsNumber(b) || !(a->valuedouble >= 0) ||
+        !(b->valuedouble >= 0) || a->valuedouble > 1e9 || b->valuedouble > 1e9)
       return lfail(c, L, LM_EFORMAT, "field 'padding' must be an int, ints or pairs of ints");
     pads[2 + i] = (int64_t)a->valuedouble;
     pads[r + 2 + i] = (int64_t)b->valuedouble;
@@ -578,6 +589,8 @@ static int emit_layer(tfjs_ctx *c, const klayer *L, const tfjs_tensor *const *in
       v = LM_ENOMEM;
   } else if (!strcmp(L->cls, "Softmax")) {
     int axis = (int)cfg_num(L, "axis", -1);
+    if (axis < -x->rank || axis >= x->rank)
+      return lfail(c, L, LM_EFORMAT, "field 'axis' is out of range");
     if ((v = unary(c, "Softmax", x->v, out)) >= 0 &&
         lm_graph_attr_set_int(c->g, tfjs_producer(c, v), "axis", map_axis(axis, x->rank)) < 0)
       v = LM_ENOMEM;
@@ -624,7 +637,7 @@ static int input_layer(tfjs_ctx *c, const klayer *L)
   int64_t ks[LM_MAX_DIMS] = {0}, shape[LM_MAX_DIMS] = {0};
   for (int i = 0; i < r; i++) {
     const cJSON *e = cJSON_GetArrayItem(s, i);
-    ks[i] = cJSON_IsNumber(e) && e->valuedouble > 0 ? (int64_t)e->valuedouble : -1;
+    ks[i] = cJSON_IsNumber(e) && e->valuedouble > 0 ? (int64_t)clamp_num(e->valuedouble) : -1;
   }
   shape[0] = ks[0];
   shape[1] = ks[r - 1];
@@ -668,7 +681,8 @@ static void collect_refs(const cJSON *j, char keys[][300], int *n)
       cJSON_IsNumber(j->child->next) && cJSON_IsNumber(j->child->next->next)) {
     if (*n < MAX_IN)
       snprintf(keys[(*n)++], 300, "%s:%d:%d", j->child->valuestring,
-               (int)j->child->next->valuedouble, (int)j->child->next->next->valuedouble);
+               (int)clamp_num(j->child->next->valuedouble),
+               (int)clamp_num(j->child->next->next->valuedouble));
     return;
   }
   if (cJSON_IsObject(j)) {
