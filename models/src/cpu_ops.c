@@ -6,8 +6,8 @@
 #include <string.h>
 
 static const lm_cpu_kernel *const families[] = {
-  lm_ops_elementwise, lm_ops_activation, lm_ops_norm, lm_ops_shape,
-  lm_ops_pool,        lm_ops_resize,     lm_ops_conv, lm_ops_reduce,
+  lm_ops_elementwise, lm_ops_activation, lm_ops_norm,   lm_ops_shape, lm_ops_index,
+  lm_ops_const,       lm_ops_pool,       lm_ops_resize, lm_ops_conv,  lm_ops_reduce,
 };
 #define NFAMILIES (sizeof families / sizeof families[0])
 

@@ -16,6 +16,8 @@ extern const lm_cpu_kernel lm_ops_elementwise[];
 extern const lm_cpu_kernel lm_ops_activation[];
 extern const lm_cpu_kernel lm_ops_norm[];
 extern const lm_cpu_kernel lm_ops_shape[];
+extern const lm_cpu_kernel lm_ops_index[];
+extern const lm_cpu_kernel lm_ops_const[];
 extern const lm_cpu_kernel lm_ops_pool[];
 extern const lm_cpu_kernel lm_ops_resize[];
 extern const lm_cpu_kernel lm_ops_conv[];
@@ -35,7 +37,7 @@ bool ops_in_known(const lm_graph *g, const lm_gnode *n, int i);
 ** absent), or LM_EINVAL (message set) when it is not an integer tensor or
 ** has more than max elements. */
 int ops_in_ints(lm_graph *g, const lm_gnode *n, int i, int64_t *out, int max);
-/* Read constant float input i (f32/f64/f16 not supported: f32, f64) into
+/* Read constant float input i (any float dtype) as doubles into
 ** out[0..max); same returns as ops_in_ints. */
 int ops_in_floats(lm_graph *g, const lm_gnode *n, int i, double *out, int max);
 /* Declare output i's dtype and shape (ndim -1: unknown rank). */
@@ -84,6 +86,11 @@ void ops_put(lm_rt_tensor *t, int64_t i, double v);
 ** es is the element size. */
 void ops_strided_copy(void *dst, const void *src, size_t es, int nd, const int64_t *shape,
                       const int64_t *strides, int64_t base);
+
+/* eval of ops that only copy (Identity, Reshape, Squeeze, ...): out = in
+** by bytes (nothing to do when the plan gave them the same buffer). */
+int ops_eval_copy(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_tensor *out,
+                  int nout, char *err, size_t errlen);
 
 /* Work split: OpenMP only when there is enough of it. */
 #define OPS_PAR_MIN 4096

@@ -178,12 +178,12 @@ void ops_strides(int ndim, const int64_t *shape, int64_t *strides)
 void ops_bcast_strides(int ondim, const int64_t *oshape, const lm_rt_tensor *t,
                        int64_t *st)
 {
+  (void)oshape;   /* t's extents are 1 or the output's: only its own shape matters */
   int64_t own[LM_MAX_DIMS];
   ops_strides(t->ndim, t->shape, own);
   for (int k = 0; k < ondim; k++) {
     int it = k - (ondim - t->ndim);
     st[k] = (it >= 0 && t->shape[it] != 1) ? own[it] : 0;
-    (void)oshape;
   }
 }
 
@@ -270,4 +270,15 @@ void ops_strided_copy(void *dst, const void *src, size_t es, int nd, const int64
         memcpy(po + (size_t)j * es, s + (size_t)(off + j * last) * es, es);
     }
   }
+}
+
+int ops_eval_copy(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_tensor *out,
+                  int nout, char *err, size_t errlen)
+{
+  if (nin < 1 || !in[0].data) return ops_eval_fail(err, errlen, n, "input 0 is missing");
+  size_t bytes = (size_t)ops_rt_numel(&in[0]) * lm_dtype_size(in[0].dt);
+  if ((size_t)ops_rt_numel(&out[0]) * lm_dtype_size(out[0].dt) != bytes)
+    return ops_eval_fail(err, errlen, n, "output size differs from the input's");
+  if (out[0].data != in[0].data && bytes) memmove(out[0].data, in[0].data, bytes);
+  return LM_OK;
 }
