@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu_conv.h"
 #include "cpu_ops.h"
 #include "graph.h"
 #include "loaders.h"
@@ -1029,6 +1030,49 @@ static void test_threads_and_profile(void)
   lm_graph_free(g);
 }
 
+/* bf16 convolutions where the CPU has them: the flag says so and the
+ * result stays near float32's. */
+static void test_bf16_option(void)
+{
+  lm_graph *g = lm_graph_new();
+  int64_t xsh[5] = {1, 4, 6, 5, 4};
+  int x = input(g, "x", 5, xsh);
+  lm_graph_add_output(g, act_leaky(g, conv(g, "c", x, 4, 8, 3, 61)));
+  CHECK_INT(lm_graph_prepare(g), LM_OK);
+  int nd = 5;
+  const int64_t *shapes[1] = {xsh};
+  int64_t n = numel(5, xsh), on = 8 * 6 * 5 * 4;
+  float *xs = rand_input(n, 8), *y32 = malloc(sizeof(float) * (size_t)on),
+        *y16 = malloc(sizeof(float) * (size_t)on);
+  char err[256];
+  lm_plan *p32 = NULL, *p16 = NULL;
+  lm_plan_options o32 = {.threads = 2}, o16 = {.threads = 2, .bf16 = true};
+  CHECK_INT(lm_plan_new(g, &nd, shapes, &o32, &p32, err, sizeof err), LM_OK);
+  CHECK_INT(lm_plan_new(g, &nd, shapes, &o16, &p16, err, sizeof err), LM_OK);
+  if (p32 && p16) {
+    CHECK(!lm_plan_uses_bf16(p32));
+    CHECK_INT(lm_plan_uses_bf16(p16), lm_cpu_has_bf16());
+    const float *ins[1] = {xs};
+    float *a[1] = {y32}, *b[1] = {y16};
+    CHECK_INT(lm_plan_run(p32, ins, a, NULL, err, sizeof err), LM_OK);
+    CHECK_INT(lm_plan_run(p16, ins, b, NULL, err, sizeof err), LM_OK);
+    double maxd = 0, maxv = 0;
+    for (int64_t i = 0; i < on; i++) {
+      maxd = fmax(maxd, fabs(y32[i] - y16[i]));
+      maxv = fmax(maxv, fabs(y32[i]));
+    }
+    CHECK(maxd <= 2e-2 * maxv);
+    printf("# bf16 %s: max difference %.3g of max %.3g\n",
+           lm_plan_uses_bf16(p16) ? "used" : "not available", maxd, maxv);
+  }
+  lm_plan_free(p32);
+  lm_plan_free(p16);
+  free(xs);
+  free(y32);
+  free(y16);
+  lm_graph_free(g);
+}
+
 static void test_specialize_errors(void)
 {
   lm_graph *g = lm_graph_new();
@@ -1160,6 +1204,7 @@ int main(int argc, char **argv)
   RUN(test_concat_in_place);
   RUN(test_plan_errors);
   RUN(test_threads_and_profile);
+  RUN(test_bf16_option);
   RUN(test_specialize_errors);
   RUN(test_cancel);
   TAP_DONE();
