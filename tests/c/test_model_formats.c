@@ -751,6 +751,12 @@ static void test_tfjs_errors(void)
       "{\"class_name\":\"Conv3D\",\"config\":{\"name\":\"cv\",\"filters\":2,\"kernel_size\":3,"
       "\"batch_input_shape\":[null,4,4,4,1]}}]}},\"weightsManifest\":[]}";
   expect_tfjs_error(nokernel, "layer 'cv' (Conv3D)", "'kernel'");
+  /* found by fuzz_model_formats: a huge number cast to an integer */
+  const char *huge =
+      "{\"modelTopology\":{\"class_name\":\"Sequential\",\"config\":{\"layers\":["
+      "{\"class_name\":\"Conv3D\",\"config\":{\"name\":\"cv\",\"filters\":2e121,\"kernel_size\":"
+      "1e300,\"batch_input_shape\":[null,4e200,4,4,1]}}]}},\"weightsManifest\":[]}";
+  expect_tfjs_error(huge, "layer 'cv' (Conv3D)", "kernel_size");
   const char *badshard =
       "{\"modelTopology\":{\"class_name\":\"Sequential\",\"config\":{\"layers\":[]}},"
       "\"weightsManifest\":[{\"paths\":[\"none.bin\"],\"weights\":[]}]}";
