@@ -190,6 +190,7 @@ static int eval_layernorm(const lm_gnode *n, const lm_rt_tensor *in, int nin,
   ops_bcast_strides(tail.ndim, tail.shape, &in[1], ss);
   const lm_rt_tensor *bt = nin > 2 && in[2].data ? &in[2] : NULL;
   if (bt) ops_bcast_strides(tail.ndim, tail.shape, bt, bs);
+  bool s_full = ops_rt_numel(&in[1]) == inner, b_full = !bt || ops_rt_numel(bt) == inner;
   const float *src = x->data, *scale = in[1].data, *bias = bt ? bt->data : NULL;
   float *dst = out[0].data;
   float *mean_out = nout > 1 ? out[1].data : NULL, *inv_out = nout > 2 ? out[2].data : NULL;
@@ -200,6 +201,14 @@ static int eval_layernorm(const lm_gnode *n, const lm_rt_tensor *in, int nin,
     double inv = 1.0 / sqrt(var + eps);
     if (mean_out) mean_out[o] = (float)mean;
     if (inv_out) inv_out[o] = (float)inv;
+    if (s_full && b_full) {   /* Scale and B of the normalised shape (usual) */
+      for (int64_t i = 0; i < inner; i++) {
+        double y = (src[o * inner + i] - mean) * inv * scale[i];
+        if (bias) y += bias[i];
+        dst[o * inner + i] = (float)y;
+      }
+      continue;
+    }
     for (int64_t i = 0; i < inner; i++) {
       int64_t si = 0, bi = 0, r = i;
       for (int k = tail.ndim - 1; k >= 0; k--) {

@@ -6,6 +6,7 @@
 #include "cpu_ops_internal.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAXD LM_MAX_DIMS
@@ -450,23 +451,39 @@ static int eval_matmul(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt
   int64_t batches = ops_numel(nb, bsh);
   const float *A = a->data, *B = b->data;
   float *Y = out[0].data;
-#pragma omp parallel for schedule(static) if (batches * M * N * K > OPS_PAR_MIN)
-  for (int64_t bm = 0; bm < batches * M; bm++) {
-    int64_t bi = bm / M, i = bm % M, oa = 0, ob = 0, rem = bi;
-    for (int k = nb - 1; k >= 0; k--) {
-      int64_t idx = rem % bsh[k];
-      rem /= bsh[k];
-      oa += idx * sa[k];
-      ob += idx * sb[k];
+  int fail = 0;
+#pragma omp parallel if (batches * M * N * K > OPS_PAR_MIN)
+  {
+    /* Each output row accumulates in doubles over k, walking B's rows
+    ** contiguously (vectorisable); the order over k is fixed. */
+    double *acc = malloc(sizeof(double) * (size_t)(N ? N : 1));
+    if (!acc) {
+#pragma omp atomic write
+      fail = 1;
     }
-    const float *arow = A + (oa * M + i) * K, *bm0 = B + ob * K * N;
-    float *yrow = Y + bm * N;
-    for (int64_t j = 0; j < N; j++) {
-      double s = 0;
-      for (int64_t k = 0; k < K; k++) s += (double)arow[k] * bm0[k * N + j];
-      yrow[j] = (float)s;
+#pragma omp for schedule(static)
+    for (int64_t bm = 0; bm < batches * M; bm++) {
+      if (!acc) continue;
+      int64_t bi = bm / M, i = bm % M, oa = 0, ob = 0, rem = bi;
+      for (int k = nb - 1; k >= 0; k--) {
+        int64_t idx = rem % bsh[k];
+        rem /= bsh[k];
+        oa += idx * sa[k];
+        ob += idx * sb[k];
+      }
+      const float *arow = A + (oa * M + i) * K, *bm0 = B + ob * K * N;
+      for (int64_t j = 0; j < N; j++) acc[j] = 0;
+      for (int64_t k = 0; k < K; k++) {
+        double av = arow[k];
+        const float *brow = bm0 + k * N;
+        for (int64_t j = 0; j < N; j++) acc[j] += av * brow[j];
+      }
+      float *yrow = Y + bm * N;
+      for (int64_t j = 0; j < N; j++) yrow[j] = (float)acc[j];
     }
+    free(acc);
   }
+  if (fail) return ops_eval_fail(err, errlen, n, "out of memory");
   return LM_OK;
 }
 
