@@ -275,8 +275,12 @@ int lm_call(lm_engine *e, const char *op, lm_tensor *const *in, int nin,
     lm_ctx_clear(&ctx);
     return st;
   }
-  /* Device work belongs to the device's executor thread; wait for it. */
-  st = ctx.use_cuda ? lm_exec_run_cuda_sync(e->exec, &ctx) : lm_ctx_run(&ctx);
+  /* Device work belongs to the device's executor thread, networks to the
+  ** inference thread (except in synchronous mode); wait for them. */
+  if (ctx.use_cuda) st = lm_exec_run_cuda_sync(e->exec, &ctx);
+  else if ((ctx.op->desc->flags & LM_OP_MODEL) && !e->cfg.synchronous)
+    st = lm_exec_run_model_sync(e->exec, &ctx);
+  else st = lm_ctx_run(&ctx);
   if (st < 0) {
     lm_set_error(e, st, "%s", ctx.errmsg);
     lm_ctx_clear(&ctx);

@@ -277,7 +277,14 @@ static void *model_main(void *arg)
     /* A job cancelled while queued ends here with LM_ECANCELED (lm_ctx_run
      * looks at the flag before calling the kernel). */
     job->status = lm_ctx_run(&job->ctx);
-    push_done(m->x, job);
+    if (job->sync) {
+      pthread_mutex_lock(&m->mu);
+      job->sync_done = true;
+      pthread_cond_broadcast(job->sync_cv);
+      pthread_mutex_unlock(&m->mu);
+    } else {
+      push_done(m->x, job);
+    }
     pthread_mutex_lock(&m->mu);
   }
   pthread_mutex_unlock(&m->mu);
@@ -303,6 +310,38 @@ static int model_submit(lm_exec *x, lm_job *job)
   pthread_cond_signal(&m->cv);
   pthread_mutex_unlock(&m->mu);
   return LM_OK;
+}
+
+/* lm_call of an LM_OP_MODEL op: run ctx on the inference thread and wait,
+** so that networks always run on that one thread (and its OpenMP team).
+** Called on the inference thread itself (a kernel calling an op), it runs
+** inline: waiting there would deadlock. */
+int lm_exec_run_model_sync(lm_exec *x, lm_op_ctx *ctx)
+{
+  model_thread *m = &x->model;
+  pthread_mutex_lock(&m->mu);
+  bool here = m->started && pthread_equal(m->th, pthread_self());
+  pthread_mutex_unlock(&m->mu);
+  if (here) return lm_ctx_run(ctx);
+  lm_job job;
+  memset(&job, 0, sizeof job);
+  pthread_cond_t cv;
+  pthread_cond_init(&cv, NULL);
+  job.e = x->e;
+  job.ctx = *ctx;
+  job.kind = JOB_MODEL;
+  job.sync = true;
+  job.sync_cv = &cv;
+  int st = model_submit(x, &job);
+  if (st == LM_OK) {
+    pthread_mutex_lock(&m->mu);
+    while (!job.sync_done) pthread_cond_wait(&cv, &m->mu);
+    pthread_mutex_unlock(&m->mu);
+    st = job.status;
+  }
+  pthread_cond_destroy(&cv);
+  *ctx = job.ctx;
+  return st;
 }
 
 /* ---- the executor object ---- */

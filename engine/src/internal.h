@@ -208,6 +208,9 @@ int lm_exec_pending(lm_exec *x);
 void lm_exec_shutdown(lm_exec *x, void (*closed)(lm_engine *e));
 /* lm_call on CUDA inputs: run ctx on its device's thread and wait. */
 int lm_exec_run_cuda_sync(lm_exec *x, lm_op_ctx *ctx);
+/* lm_call of an LM_OP_MODEL op: run ctx on the inference thread and wait
+** (inline when called on that thread). */
+int lm_exec_run_model_sync(lm_exec *x, lm_op_ctx *ctx);
 /* Any thread: stop the CUDA executor threads (engine destruction). */
 void lm_exec_free(lm_exec *x);
 

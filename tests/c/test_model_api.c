@@ -535,6 +535,11 @@ static void test_model_ops_run_on_inference_thread(void)
   CHECK(pthread_equal(wlog.thread[1], wlog.thread[2]));
   CHECK(!pthread_equal(wlog.thread[1], main_thread));
   CHECK(!pthread_equal(wlog.thread[1], wlog.thread[0]));
+  /* The blocking call goes to the same thread and waits for it. */
+  int n0 = 0;
+  CHECK_INT(lm_call(e, "TestModelWhere", NULL, 0, NULL, NULL, &n0, NULL), LM_OK);
+  CHECK_INT(atomic_load(&wlog.runs), 4);
+  CHECK(pthread_equal(wlog.thread[3], wlog.thread[1]));
   lm_engine_release(e);
 
   /* Synchronous mode: inline on the loop thread, as every op. */
@@ -546,6 +551,8 @@ static void test_model_ops_run_on_inference_thread(void)
   lm_engine_run(e, 0);
   CHECK_INT(s.status, LM_OK);
   CHECK(pthread_equal(wlog.thread[0], main_thread));
+  CHECK_INT(lm_call(e, "TestModelWhere", NULL, 0, NULL, NULL, &n0, NULL), LM_OK);
+  CHECK(pthread_equal(wlog.thread[1], main_thread));
   lm_engine_release(e);
 }
 
