@@ -939,6 +939,24 @@ static void test_resize(void)
   check_f32(&t.o[0], F32(1, 1, 1, 2, 2, 2), 6, 0);
   tc_free(&t);
 
+  /* opset 18 keep_aspect_ratio_policy with sizes [4, 4] on a 2x3 image:
+  ** not_larger scales both by min(4/2, 4/3) -> round(2.67), round(4) = 3x4;
+  ** not_smaller by max -> 4x6 */
+  for (int pol = 0; pol < 2; pol++) {
+    tc_init(&t, 18);
+    IN_F(&t, 4, SH(1, 1, 2, 3), 1, 2, 3, 4, 5, 6);
+    tc_absent(&t);
+    tc_absent(&t);
+    IN_I(&t, 1, SH(2), 4, 4);
+    tc_node(&t, "Resize", 1);
+    tc_ints(&t, "axes", I64(2, 3), 2);
+    tc_str(&t, "keep_aspect_ratio_policy", pol ? "not_smaller" : "not_larger");
+    CHECK_INT(tc_run(&t), LM_OK);
+    if (pol) check_shape(tc_outv(&t, 0), 4, SH(1, 1, 4, 6));
+    else check_shape(tc_outv(&t, 0), 4, SH(1, 1, 3, 4));
+    tc_free(&t);
+  }
+
   tc_init(&t, 18);
   IN_F(&t, 3, SH(1, 1, 3), 1, 2, 4);
   tc_absent(&t);
