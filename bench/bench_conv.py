@@ -18,7 +18,9 @@ path lumen has (bench_conv --path subpixel|phases|deconv; deconv is oneDNN's
 own deconvolution).  torch 1.13's bf16 conv_transpose3d on the CPU fails
 (it checks the weight as a Conv weight), so those rows have no torch time.
 The machine is shared: the load average is printed with the table.  GFLOP/s count the layer's
-multiply-adds (2 per tap).  No assertions; ratio = torch time / lumen time.
+multiply-adds (2 per tap).  No assertions; ratio = torch time / lumen time,
+for the medians and for the minima (the least disturbed runs on a loaded
+machine).
 """
 import os
 import statistics
@@ -73,8 +75,8 @@ def lumen(flags, which=None):
         sys.stderr.write(out.stderr)
     res = {}
     for line in out.stdout.splitlines():
-        name, dtype, impl, med, _mn, _gf = line.split()
-        res[name] = (float(med), impl)
+        name, dtype, impl, med, mn, _gf = line.split()
+        res[name] = (float(med), impl, float(mn))
     return res
 
 
@@ -107,9 +109,10 @@ def torch_time(name, dtype):
     try:
         first = once()
     except RuntimeError:   # torch 1.13: bf16 conv_transpose3d fails on the CPU
-        return None, "n/a"
+        return None, None
     n_runs = 1 if first > 2.0 else runs
-    return statistics.median(once() for _ in range(n_runs)), ""
+    t = [once() for _ in range(n_runs)]
+    return statistics.median(t), min(t)
 
 
 def main():
@@ -117,8 +120,9 @@ def main():
                                capture_output=True).returncode == 0
     print("threads %d, runs %d, load average %s" % (threads, runs,
                                                     " ".join(open("/proc/loadavg").read().split()[:3])))
-    print("%-24s %-5s %-45s %9s %8s %9s %7s" % ("case", "dtype", "lumen impl", "lumen s", "GFLOP/s",
-                                               "torch s", "ratio"))
+    print("%-24s %-5s %-52s %8s %7s %8s %6s %8s %6s" % (
+        "case", "dtype", "lumen impl", "lumen s", "GFLOP/s", "torch s", "ratio", "min l/t",
+        "ratio"))
     configs = [("f32", [], torch.float32)]
     if from_bf16:
         configs.append(("bf16", ["--bf16"], torch.bfloat16))
@@ -131,19 +135,21 @@ def main():
             if name not in ours:
                 print("%-24s %-5s (failed)" % (name, dtype))
                 continue
-            t, impl = ours[name]
-            tt, note = torch_time(name, tdt)
-            ratio = "%.2fx" % (tt / t) if tt else note
-            print("%-24s %-5s %-45s %9.4f %8.1f %9s %7s" % (
+            t, impl, tmin = ours[name]
+            tt, ttmin = torch_time(name, tdt)
+            print("%-24s %-5s %-52s %8.4f %7.1f %8s %6s %8s %6s" % (
                 name, dtype, impl, t, flops(name) / t * 1e-9,
-                "%.4f" % tt if tt else "-", ratio))
+                "%.4f" % tt if tt else "n/a", "%.2fx" % (tt / t) if tt else "",
+                "%.3f/%.3f" % (tmin, ttmin) if tt else "%.3f" % tmin,
+                "%.2fx" % (ttmin / tmin) if tt else ""))
             if not CASES[name][7]:
                 continue
             for p, res in others.items():
                 if name in res and res[name][1] != impl:
-                    tp, impl_p = res[name]
-                    print("%-24s %-5s %-45s %9.4f %8.1f %9s %7s" % (
+                    tp, impl_p, tpmin = res[name]
+                    print("%-24s %-5s %-52s %8.4f %7.1f %8s %6s %8s %6s" % (
                         "  (other path)", dtype, impl_p, tp, flops(name) / tp * 1e-9, "",
-                        "%.2fx" % (tt / tp) if tt else ""))
+                        "%.2fx" % (tt / tp) if tt else "", "%.3f" % tpmin,
+                        "%.2fx" % (ttmin / tpmin) if tt else ""))
 
 main()
