@@ -230,11 +230,14 @@ int lm_model_run(lm_model *m, lm_op_ctx *ctx, lm_tensor *const *in, int nin, lm_
     goto out;
   }
   /* Every output is written by the plan; those the caller did not ask
-  ** for still need a buffer. */
+  ** for still need a buffer.  Outputs belong to the inputs' engine (a
+  ** model may serve several engines: its own reference only keeps it
+  ** alive). */
+  lm_engine *oe = nin > 0 ? lm_tensor_engine(in[0]) : m->e;
   for (int i = 0; i < np && st >= 0; i++) {
     int64_t osh[LM_MAX_DIMS];
     int ond = lm_plan_output_shape(plan, i, osh);
-    st = lm_tensor_new(m->e, LM_F32, ond, osh, LM_CPU, &scratch[i]);
+    st = lm_tensor_new(oe, LM_F32, ond, osh, LM_CPU, &scratch[i]);
     if (st < 0) st = fail(m, ctx, st, "model '%s': out of memory for output %d", m->name, i + 1);
     else obufs[i] = lm_tensor_data(scratch[i]);
   }

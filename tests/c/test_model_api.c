@@ -731,6 +731,27 @@ static void test_model_outlives_engine_handle(void)
   lm_model_release(m); /* the engine goes with its last reference */
 }
 
+/* One model, two engines: outputs belong to the engine of the inputs. */
+static void test_model_shared_by_engines(void)
+{
+  lm_engine *a = new_engine(false), *b = new_engine(false);
+  lm_model *m = tiny(a);
+  lm_tensor *x = make_x(b, 3, 2, 2), *y = NULL;
+  CHECK_INT(lm_model_run(m, NULL, &x, 1, &y, 1), LM_OK);
+  if (y) {
+    CHECK(lm_tensor_engine(y) == b);
+    CHECK_INT(check_y(y, 3, 2, 2), 0);
+  }
+  lm_tensor_release(y);
+  lm_tensor_release(x);
+  lm_engine_stats s;
+  lm_engine_stats_get(a, &s);
+  CHECK_INT(s.live_tensors, 0);
+  lm_model_release(m);
+  lm_engine_release(a);
+  lm_engine_release(b);
+}
+
 static void remove_tree(const char *dir)
 {
   char cmd[600];
@@ -760,6 +781,7 @@ int main(void)
   RUN(test_inference_thread_cancel);
   RUN(test_load_model_and_infer_ops);
   RUN(test_model_outlives_engine_handle);
+  RUN(test_model_shared_by_engines);
   remove_tree(tmp_root);
   TAP_DONE();
 }
