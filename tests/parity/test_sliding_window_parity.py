@@ -9,7 +9,9 @@ Cases: constant and gaussian blending, several overlaps and sigma scales,
 windows larger than the image (constant with cval, replicate, reflect),
 sw_batch_size 1, 2 and 3 (last batch smaller), an int16 input, a network
 that sees the axes reversed (axes ZYX), nnU-Net's rule with and without
-mirroring, and a 2-D network stepped over the slices of a 3-D image.
+mirroring, and a 2-D network stepped over the slices of a 3-D image; and
+lumen against nnU-Net's float16 accumulation (1e-3 on 99% of the voxels:
+float16 loses the smallest Gaussian weights at the image's corners).
 
 usage: test_sliding_window_parity.py LUMEN DRIVER_LUA
 Needs torch, onnx and MONAI (venv/ from scripts/peers, over Debian's
@@ -125,9 +127,10 @@ def nnunet_mirror_predict(net, x, mirror_axes):
     return pred
 
 
-def nnunet_sliding(net, x, tile, step, mirror_axes, gaussian=True):
-    """x: (C, spatial...) float32 tensor; logits (C_out, spatial...).
-    Accumulates in float32 (nnU-Net uses float16 on the GPU; lumen float32)."""
+def nnunet_sliding(net, x, tile, step, mirror_axes, gaussian=True, half=False):
+    """x: (C, spatial...) float32 tensor; logits (C_out, spatial...) float32.
+    Accumulates in float32 as lumen does, or with half=True in float16 as
+    nnU-Net v2 does (predicted_logits, n_predictions and the division)."""
     import itertools
 
     import torch
@@ -140,19 +143,20 @@ def nnunet_sliding(net, x, tile, step, mirror_axes, gaussian=True):
     xp = torch.nn.functional.pad(x, pad, value=0.0)
     steps = nnunet_steps(new, tile, step)
     w = nnunet_gaussian(tuple(tile)) if gaussian else torch.ones(tile)
+    acc = torch.float16 if half else torch.float32
     logits = None
-    npred = torch.zeros(new, dtype=torch.float32)
+    npred = torch.zeros(new, dtype=acc)
     for st in itertools.product(*steps):
         sl = tuple(slice(s, s + t) for s, t in zip(st, tile))
         win = xp[(slice(None),) + sl][None]
         pred = nnunet_mirror_predict(net, win, mirror_axes)[0]
         if logits is None:
-            logits = torch.zeros([pred.shape[0]] + new, dtype=torch.float32)
+            logits = torch.zeros([pred.shape[0]] + new, dtype=acc)
         logits[(slice(None),) + sl] += pred * w
         npred[sl] += w
     logits /= npred
     crop = tuple(slice((n - s) // 2, (n - s) // 2 + s) for s, n in zip(sp, new))
-    return logits[(slice(None),) + crop]
+    return logits[(slice(None),) + crop].float()
 
 
 def main():
@@ -201,10 +205,10 @@ def main():
                                              mode=kw.get("mode", "constant")).numpy()
             return np.moveaxis(y, 0, axis + 1)
 
-        def nnunet(net, x, tile, step=0.5, mirror=(), gaussian=True):
+        def nnunet(net, x, tile, step=0.5, mirror=(), gaussian=True, half=False):
             with torch.no_grad():
                 return nnunet_sliding(net, torch.from_numpy(x.astype(np.float32)), tile, step,
-                                      list(mirror), gaussian).numpy()
+                                      list(mirror), gaussian, half).numpy()
 
         def nnunet_slices(net, x, tile, axis, step=0.5, mirror=()):
             xs = np.moveaxis(x, axis + 1, 1)          # (C, S, a, b)
@@ -247,13 +251,20 @@ def main():
              lambda: nnunet(net3, a, (24, 20, 16), mirror=(0, 1, 2))),
             ("nnunet_pad_mirror", "a", "net3", "roi=48,16,30|rule=nnunet|mirror_axes=1",
              lambda: nnunet(net3, a, (48, 16, 30), mirror=(1,))),
+            # nnU-Net itself accumulates in float16, which loses the tiny Gaussian weights
+            # (float16's smallest is 6e-8) where only window borders reach, at the image's
+            # corners and edges (measured: 0.5% of this image's voxels off by more than
+            # 1e-3 of the max, the worst by 0.48 of 11.8): lumen (float32) within 1e-3 of
+            # it on 99% of the voxels
+            ("nnunet_fp16_accumulators", "a", "net3", "roi=16,12,10|rule=nnunet|mirror_axes=0",
+             lambda: nnunet(net3, a, (16, 12, 10), mirror=(0,), half=True), 1e-3, 0.99),
             ("nnunet_step75_const", "b", "net3", "roi=12,12,8|rule=nnunet|overlap=0.25|mode=constant",
              lambda: nnunet(net3, b, (12, 12, 8), step=0.75, gaussian=False)),
             ("nnunet_slices_x_mirror", "a", "net2",
              "roi=24,16|rule=nnunet|slice_axis=0|mirror_axes=1,2",
              lambda: nnunet_slices(net2, a, (24, 16), 0, mirror=(1, 2))),
         ]
-        specs = ["|".join([n, i, m] + ([o] if o else [])) for n, i, m, o, _ in cases]
+        specs = ["|".join([c[0], c[1], c[2]] + ([c[3]] if c[3] else [])) for c in cases]
         r = subprocess.run([lumen, "run", driver, tmp] + specs, capture_output=True, text=True)
         lines = {ln.split()[1].rstrip(":"): ln for ln in r.stdout.splitlines()
                  if ln.startswith(("ok ", "error "))}
@@ -263,7 +274,7 @@ def main():
             return 1
         print(f"1..{len(cases)}")
         failed = 0
-        for k, (name, _, _, _, ref) in enumerate(cases, 1):
+        for k, (name, _, _, _, ref, *case_tol) in enumerate(cases, 1):
             ln = lines.get(name, f"error {name}: no output")
             if not ln.startswith("ok "):
                 print(f"not ok {k} - {name}: {ln}")
@@ -275,13 +286,17 @@ def main():
                 print(f"not ok {k} - {name}: shape {got.shape} != {want.shape}")
                 failed += 1
                 continue
-            err = float(np.max(np.abs(got.astype(np.float64) - want)))
-            tol = TOL * max(1.0, float(np.max(np.abs(want))))
-            ok = err <= tol
+            diff = np.abs(got.astype(np.float64) - want)
+            err = float(np.max(diff))
+            rtol, share = (case_tol + [TOL, 1.0][len(case_tol):])[:2]
+            tol = rtol * max(1.0, float(np.max(np.abs(want))))
+            within = float(np.mean(diff <= tol))
+            ok = within >= share
             failed += not ok
             _, _, windows, secs = ln.split()
             print(f"{'ok' if ok else 'not ok'} {k} - {name}: max diff {err:.3g} "
-                  f"(tol {tol:.3g}), {windows} windows, {float(secs) * 1e3:.1f} ms")
+                  f"(tol {tol:.3g}, {within:.2%} within, {share:.0%} needed), {windows} "
+                  f"windows, {float(secs) * 1e3:.1f} ms")
         return 1 if failed else 0
 
 
