@@ -114,6 +114,8 @@ static int unary_eval(un_op op, const un_params *p, const lm_gnode *n,
 {
   if (nin < 1 || !in[0].data) return ops_eval_fail(err, errlen, n, "input 0 is missing");
   if (nout < 1) return ops_eval_fail(err, errlen, n, "has no output");
+  if (!ops_rt_same_numel(&in[0], &out[0]))
+    return ops_eval_fail(err, errlen, n, "output size differs from the input's");
   int64_t total = ops_rt_numel(&in[0]);
   if (in[0].dt == LM_F32 && out[0].dt == LM_F32) {
     un_f32(op, p, in[0].data, out[0].data, total);

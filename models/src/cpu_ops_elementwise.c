@@ -245,6 +245,8 @@ static int check_out(const lm_gnode *n, int nout, char *err, size_t errlen)
     if (nin < 2 || !in[0].data || !in[1].data)                                     \
       return ops_eval_fail(err, errlen, n, "needs 2 inputs");                      \
     if (check_out(n, nout, err, errlen)) return LM_EINVAL;                         \
+    if (!ops_rt_bcast_ok(&out[0], &in[0]) || !ops_rt_bcast_ok(&out[0], &in[1]))    \
+      return ops_eval_fail(err, errlen, n, "inputs do not broadcast to the output"); \
     binary(OP, &in[0], &in[1], &out[0]);                                           \
     return LM_OK;                                                                  \
   }
@@ -267,6 +269,8 @@ static int eval_prelu(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_
     slope.shape[0] = in[1].shape[0];
     for (int k = 1; k < slope.ndim; k++) slope.shape[k] = 1;
   }
+  if (!ops_rt_bcast_ok(&out[0], &in[0]) || !ops_rt_bcast_ok(&out[0], &slope))
+    return ops_eval_fail(err, errlen, n, "X or slope does not fit the output");
   binary(B_PRELU, &in[0], &slope, &out[0]);
   return LM_OK;
 }
@@ -284,6 +288,8 @@ static int eval_mod(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_te
 {
   if (nin < 2 || !in[0].data || !in[1].data) return ops_eval_fail(err, errlen, n, "needs 2 inputs");
   bool f = lm_gnode_attr_int(n, "fmod", 0) != 0;
+  if (!ops_rt_bcast_ok(&out[0], &in[0]) || !ops_rt_bcast_ok(&out[0], &in[1]))
+    return ops_eval_fail(err, errlen, n, "inputs do not broadcast to the output");
   binary(f ? B_FMOD : B_MOD, &in[0], &in[1], &out[0]);
   return LM_OK;
 }
@@ -329,6 +335,9 @@ static int variadic(bin_op op, const lm_gnode *n, const lm_rt_tensor *in, int ni
       break;
     }
   if (first < 0) return ops_eval_fail(err, errlen, n, "has no inputs");
+  for (int i = first; i < nin; i++)
+    if (in[i].data && !ops_rt_bcast_ok(out, &in[i]))
+      return ops_eval_fail(err, errlen, n, "input %d does not broadcast to the output", i);
   bcast_copy(&in[first], out);
   for (int i = first + 1; i < nin; i++)
     if (in[i].data) binary(op, out, &in[i], out);
@@ -375,6 +384,9 @@ static int eval_where(const lm_gnode *n, const lm_rt_tensor *in, int nin,
 {
   if (nin < 3 || !in[0].data || !in[1].data || !in[2].data)
     return ops_eval_fail(err, errlen, n, "needs 3 inputs");
+  for (int i = 0; i < 3; i++)
+    if (!ops_rt_bcast_ok(&out[0], &in[i]))
+      return ops_eval_fail(err, errlen, n, "input %d does not broadcast to the output", i);
   const lm_rt_tensor *ins[3] = {&in[0], &in[1], &in[2]};
   bc_iter it;
   bc_init(&it, out, ins, 3);

@@ -69,6 +69,12 @@ void ops_strides(int ndim, const int64_t *shape, int64_t *strides);
 ** broadcast dims), aligned right. */
 void ops_bcast_strides(int ondim, const int64_t *oshape, const lm_rt_tensor *t,
                        int64_t *st);
+/* t broadcasts to the output shape (numpy rules, right-aligned): every
+** extent is 1 or the output's.  eval checks it before reading through
+** broadcast strides. */
+bool ops_rt_bcast_ok(const lm_rt_tensor *out, const lm_rt_tensor *t);
+/* Same element count (unary ops, norms): a plan's buffers match. */
+bool ops_rt_same_numel(const lm_rt_tensor *a, const lm_rt_tensor *b);
 /* Integer tensor t (int64 or int32) into out[0..max): count, or -1 when t is
 ** absent, not integer or too long. */
 int ops_rt_ints(const lm_rt_tensor *t, int64_t *out, int max);

@@ -39,6 +39,15 @@ static int need_f32(const lm_gnode *n, const lm_rt_tensor *in, int nin, int coun
   return LM_OK;
 }
 
+/* The output buffer holds X's elements (plans size it from infer). */
+static int need_same(const lm_gnode *n, const lm_rt_tensor *in, const lm_rt_tensor *out, char *err,
+                     size_t errlen)
+{
+  if (!ops_rt_same_numel(&in[0], &out[0]))
+    return ops_eval_fail(err, errlen, n, "output size differs from X's");
+  return LM_OK;
+}
+
 /* Checks that input i is a vector of length c. */
 static int infer_vec(lm_graph *g, const lm_gnode *n, int i, const char *what, int64_t c)
 {
@@ -72,6 +81,7 @@ static int eval_instnorm(const lm_gnode *n, const lm_rt_tensor *in, int nin,
                          lm_rt_tensor *out, int nout, char *err, size_t errlen)
 {
   int st = need_f32(n, in, nin, 3, err, errlen);
+  if (!st) st = need_same(n, in, out, err, errlen);
   if (st) return st;
   if (!in[1].data || !in[2].data) return ops_eval_fail(err, errlen, n, "scale or B is missing");
   const lm_rt_tensor *x = &in[0];
@@ -120,6 +130,7 @@ static int eval_batchnorm(const lm_gnode *n, const lm_rt_tensor *in, int nin,
                           lm_rt_tensor *out, int nout, char *err, size_t errlen)
 {
   int st = need_f32(n, in, nin, 5, err, errlen);
+  if (!st) st = need_same(n, in, out, err, errlen);
   if (st) return st;
   for (int i = 1; i < 5; i++)
     if (!in[i].data) return ops_eval_fail(err, errlen, n, "input %d is missing", i);
@@ -175,6 +186,7 @@ static int eval_layernorm(const lm_gnode *n, const lm_rt_tensor *in, int nin,
                           lm_rt_tensor *out, int nout, char *err, size_t errlen)
 {
   int st = need_f32(n, in, nin < 3 ? nin : 3, nin < 3 ? nin : 3, err, errlen);
+  if (!st) st = need_same(n, in, out, err, errlen);
   if (st) return st;
   if (nin < 2 || !in[1].data) return ops_eval_fail(err, errlen, n, "input Scale is missing");
   const lm_rt_tensor *x = &in[0];
@@ -259,6 +271,7 @@ static int eval_groupnorm(const lm_gnode *n, const lm_rt_tensor *in, int nin,
                           lm_rt_tensor *out, int nout, char *err, size_t errlen)
 {
   int st = need_f32(n, in, nin, 3, err, errlen);
+  if (!st) st = need_same(n, in, out, err, errlen);
   if (st) return st;
   if (!in[1].data || !in[2].data) return ops_eval_fail(err, errlen, n, "scale or bias is missing");
   const lm_rt_tensor *x = &in[0];
@@ -302,6 +315,7 @@ static int eval_lrn(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_te
                     int nout, char *err, size_t errlen)
 {
   int st = need_f32(n, in, 1, 1, err, errlen);
+  if (!st) st = need_same(n, in, out, err, errlen);
   if (st) return st;
   const lm_rt_tensor *x = &in[0];
   if (x->ndim < 2) return ops_eval_fail(err, errlen, n, "input X needs dims N, C");
@@ -334,6 +348,7 @@ static int eval_mvn(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_te
                     int nout, char *err, size_t errlen)
 {
   int st = need_f32(n, in, 1, 1, err, errlen);
+  if (!st) st = need_same(n, in, out, err, errlen);
   if (st) return st;
   const lm_rt_tensor *x = &in[0];
   int cnt;

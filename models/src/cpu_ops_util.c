@@ -187,6 +187,21 @@ void ops_bcast_strides(int ondim, const int64_t *oshape, const lm_rt_tensor *t,
   }
 }
 
+bool ops_rt_bcast_ok(const lm_rt_tensor *out, const lm_rt_tensor *t)
+{
+  if (t->ndim > out->ndim) return false;
+  for (int k = 0; k < t->ndim; k++) {
+    int64_t d = t->shape[k], o = out->shape[k + out->ndim - t->ndim];
+    if (d != 1 && d != o) return false;
+  }
+  return true;
+}
+
+bool ops_rt_same_numel(const lm_rt_tensor *a, const lm_rt_tensor *b)
+{
+  return ops_rt_numel(a) == ops_rt_numel(b);
+}
+
 int ops_rt_ints(const lm_rt_tensor *t, int64_t *out, int max)
 {
   if (!t || !t->data || (t->dt != LM_I64 && t->dt != LM_I32)) return -1;

@@ -149,6 +149,18 @@ static void test_broadcast_add_mul(void)
   CHECK_INT(tc_run(&t), LM_OK);
   check_shape(tc_outv(&t, 0), 2, SH(2, 3));
   check_f32(&t.o[0], F32(11, 22, 33, 14, 25, 36), 6, 0);
+  /* eval refuses an output its inputs do not broadcast to (a plan bug must
+  ** not become a buffer overrun) */
+  {
+    lm_rt_tensor in[2] = {{.dt = LM_F32, .ndim = 2, .shape = {2, 3}, .data = (void *)t.rt[0]},
+                          {.dt = LM_F32, .ndim = 1, .shape = {3}, .data = (void *)t.rt[1]}};
+    float buf[4];
+    lm_rt_tensor bad = {.dt = LM_F32, .ndim = 2, .shape = {2, 2}, .data = buf};
+    char err[256] = "";
+    CHECK_INT(lm_cpu_kernel_find("Add")->eval(&t.g->nodes[t.node], in, 2, &bad, 1, err, sizeof err),
+              LM_EINVAL);
+    CHECK_CONTAINS(err, "Add node 'n1': inputs do not broadcast to the output");
+  }
   tc_free(&t);
 
   /* [2,1,3] * [4,1] -> [2,4,3] */
