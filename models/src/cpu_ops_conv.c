@@ -159,8 +159,11 @@ static int eval_conv_common(const lm_gnode *n, const lm_rt_tensor *in, int nin, 
   int64_t M = transposed ? w->shape[1] * G : w->shape[0];
   int64_t cpg = C / G, mpg = M / G;
   int64_t isz = ops_numel(nsp, p.in), osz = ops_numel(nsp, p.out), ksz = ops_numel(nsp, p.k);
+  if (out[0].ndim != x->ndim || out[0].shape[0] != N || out[0].shape[1] != M || cpg * G != C ||
+      (transposed ? w->shape[0] != C : w->shape[1] != cpg) || (b && ops_rt_numel(b) != M))
+    return ops_eval_fail(err, errlen, n, "X, W, B and the output do not fit together");
   for (int i = 0; i < nsp; i++)
-    if (out[0].shape[2 + i] != p.out[i])
+    if (out[0].shape[2 + i] != p.out[i] || w->shape[2 + i] != p.k[i])
       return ops_eval_fail(err, errlen, n, "output extent differs from the geometry");
   const float *src = x->data, *wt = w->data, *bias = b ? b->data : NULL;
   float *dst = out[0].data;

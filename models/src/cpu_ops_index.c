@@ -56,6 +56,8 @@ static int eval_gather(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt
   int64_t outer = ops_numel(axis, x->shape), dim = x->shape[axis];
   int64_t inner = ops_numel(x->ndim - axis - 1, x->shape + axis + 1);
   int64_t ni = ops_rt_numel(idx);
+  if (ops_rt_numel(&out[0]) != outer * ni * inner)
+    return ops_eval_fail(err, errlen, n, "output size differs from the gather's");
   for (int64_t j = 0; j < ni; j++) {
     int64_t v = (int64_t)ops_get(idx, j);
     if (v < -dim || v >= dim)

@@ -117,6 +117,13 @@ static int eval_pool(const lm_gnode *n, const lm_rt_tensor *in, lm_rt_tensor *ou
   if (why) return ops_eval_fail(err, errlen, n, "%s", why);
   bool include_pad = lm_gnode_attr_int(n, "count_include_pad", 0) != 0;
   int nsp = p.nsp;
+  for (int i = 0; i < nsp; i++)
+    if (out[0].shape[2 + i] != p.out[i] || out[0].ndim != x->ndim)
+      return ops_eval_fail(err, errlen, n, "output extent differs from the pooling geometry");
+  if (out[0].shape[0] != x->shape[0] || out[0].shape[1] != x->shape[1])
+    return ops_eval_fail(err, errlen, n, "output N or C differs from X's");
+  if (nout > 1 && out[1].data && !ops_rt_same_numel(&out[0], &out[1]))
+    return ops_eval_fail(err, errlen, n, "Indices differ in size from Y");
   int64_t NC = x->shape[0] * x->shape[1];
   int64_t isz = ops_numel(nsp, p.in), osz = ops_numel(nsp, p.out), ksz = ops_numel(nsp, p.k);
   const float *src = x->data;
@@ -241,6 +248,7 @@ static int eval_global(const lm_gnode *n, const lm_rt_tensor *in, lm_rt_tensor *
   const lm_rt_tensor *x = &in[0];
   if (!x->data || x->dt != LM_F32) return ops_eval_fail(err, errlen, n, "input X must be float32");
   int64_t NC = x->shape[0] * x->shape[1], sp = ops_numel(x->ndim - 2, x->shape + 2);
+  if (ops_rt_numel(&out[0]) != NC) return ops_eval_fail(err, errlen, n, "output must hold N x C values");
   const float *src = x->data;
   float *dst = out[0].data;
 #pragma omp parallel for schedule(static) if (NC * sp > OPS_PAR_MIN)

@@ -204,6 +204,7 @@ static int softmax_eval(const lm_gnode *n, const lm_rt_tensor *in, lm_rt_tensor 
 {
   const lm_rt_tensor *x = &in[0];
   if (!x->data || x->dt != LM_F32) return ops_eval_fail(err, errlen, n, "input must be float32");
+  if (!ops_rt_same_numel(x, &out[0])) return ops_eval_fail(err, errlen, n, "output size differs");
   bool legacy = lm_gnode_attr_int(n, "lumen_coerce_2d", 0) != 0;
   int a = 0;
   if (x->ndim > 0 && !ops_axis(lm_gnode_attr_int(n, "axis", legacy ? 1 : -1), x->ndim, &a))
@@ -338,6 +339,8 @@ static int arg_eval(const lm_gnode *n, const lm_rt_tensor *in, lm_rt_tensor *out
   bool last = lm_gnode_attr_int(n, "select_last_index", 0) != 0;
   int64_t outer = ops_numel(a, x->shape), len = x->shape[a];
   int64_t inner = ops_numel(x->ndim - a - 1, x->shape + a + 1);
+  if (out[0].dt != LM_I64 || ops_rt_numel(&out[0]) != outer * inner)
+    return ops_eval_fail(err, errlen, n, "output must be int64 with one value per position");
   int64_t *dst = out[0].data;
 #pragma omp parallel for schedule(static) if (outer * len * inner > OPS_PAR_MIN)
   for (int64_t oi = 0; oi < outer * inner; oi++) {
@@ -449,6 +452,9 @@ static int eval_matmul(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt
   ops_bcast_strides(nb, bsh, &ab, sa);
   ops_bcast_strides(nb, bsh, &bb, sb);
   int64_t batches = ops_numel(nb, bsh);
+  int64_t kb = b->ndim > 1 ? b->shape[b->ndim - 2] : b->shape[0];
+  if (kb != K || ops_rt_numel(&out[0]) != batches * M * N)
+    return ops_eval_fail(err, errlen, n, "A, B and the output do not fit together");
   const float *A = a->data, *B = b->data;
   float *Y = out[0].data;
   int fail = 0;
@@ -521,6 +527,11 @@ static int eval_gemm(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_t
   bool ta = lm_gnode_attr_int(n, "transA", 0), tb = lm_gnode_attr_int(n, "transB", 0);
   double alpha = lm_gnode_attr_float(n, "alpha", 1.0), beta = lm_gnode_attr_float(n, "beta", 1.0);
   int64_t M = out[0].shape[0], N = out[0].shape[1], K = ta ? a->shape[0] : a->shape[1];
+  int64_t Ma = ta ? a->shape[1] : a->shape[0], Kb = tb ? b->shape[1] : b->shape[0];
+  int64_t Nb = tb ? b->shape[0] : b->shape[1];
+  if (a->ndim != 2 || b->ndim != 2 || out[0].ndim != 2 || Ma != M || Kb != K || Nb != N ||
+      (c && !ops_rt_bcast_ok(&out[0], c)))
+    return ops_eval_fail(err, errlen, n, "A, B, C and the output do not fit together");
   int64_t cs[2] = {0, 0};
   if (c) ops_bcast_strides(2, out[0].shape, c, cs);
   const float *A = a->data, *B = b->data, *C = c ? c->data : NULL;

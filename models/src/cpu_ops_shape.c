@@ -118,6 +118,10 @@ static int eval_concat(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt
   int64_t pos = 0;
   for (int i = 0; i < nin; i++) {
     if (!in[i].data) return ops_eval_fail(err, errlen, n, "input %d is missing", i);
+    if (in[i].ndim != out[0].ndim) return ops_eval_fail(err, errlen, n, "input %d has another rank", i);
+    for (int k = 0; k < in[i].ndim; k++)
+      if (k != axis && in[i].shape[k] != out[0].shape[k])
+        return ops_eval_fail(err, errlen, n, "input %d differs from the output off the axis", i);
     int64_t irow = in[i].shape[axis] * inner;
     if (pos + irow > orow) return ops_eval_fail(err, errlen, n, "inputs exceed the output");
 #pragma omp parallel for schedule(static) if (outer * irow > OPS_PAR_MIN)
@@ -208,7 +212,9 @@ static int eval_split(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_
   for (int i = 0; i < nout; i++) {
     /* the output shapes (from infer) carry the split sizes */
     int64_t orow = out[i].shape[axis] * inner;
-    if (pos + orow > irow) return ops_eval_fail(err, errlen, n, "outputs exceed the input");
+    if (pos + orow > irow || out[i].ndim != in[0].ndim ||
+        ops_rt_numel(&out[i]) != outer * orow)
+      return ops_eval_fail(err, errlen, n, "outputs do not fit the input");
     if (out[i].data)
       for (int64_t o = 0; o < outer; o++)
         memcpy((char *)out[i].data + (size_t)(o * orow) * es,
@@ -606,6 +612,7 @@ static int eval_transpose(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm
     sh[k] = x->shape[perm[k]];
     st2[k] = str[perm[k]];
   }
+  if (!ops_rt_same_numel(x, &out[0])) return ops_eval_fail(err, errlen, n, "output size differs");
   ops_strided_copy(out[0].data, x->data, lm_dtype_size(x->dt), x->ndim, sh, st2, 0);
   return LM_OK;
 }
@@ -639,6 +646,8 @@ static int eval_expand(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt
                        int nout, char *err, size_t errlen)
 {
   if (!in[0].data) return ops_eval_fail(err, errlen, n, "input is missing");
+  if (!ops_rt_bcast_ok(&out[0], &in[0]))
+    return ops_eval_fail(err, errlen, n, "input does not broadcast to the output");
   int64_t st[MAXD];
   ops_bcast_strides(out[0].ndim, out[0].shape, &in[0], st);
   ops_strided_copy(out[0].data, in[0].data, lm_dtype_size(in[0].dt), out[0].ndim,
@@ -679,6 +688,8 @@ static int eval_tile(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_t
   int64_t sh[2 * MAXD], st[2 * MAXD], str[MAXD];
   ops_strides(x->ndim, x->shape, str);
   for (int k = 0; k < x->ndim; k++) {
+    if (out[0].ndim != x->ndim || out[0].shape[k] != x->shape[k] * rep[k])
+      return ops_eval_fail(err, errlen, n, "output extent differs from input x repeats");
     sh[2 * k] = rep[k];
     st[2 * k] = 0;
     sh[2 * k + 1] = x->shape[k];
