@@ -1,5 +1,5 @@
-/* Element-wise ops with numpy broadcasting: Add, Sub, Mul, Div, Pow,
- * PRelu, the variadic Sum/Max/Min/Mean, comparisons and Where.
+/* Element-wise ops with numpy broadcasting: Add, Sub, Mul, Div, Pow, Mod,
+ * PRelu, the variadic Sum/Max/Min/Mean, comparisons, logical ops, Where.
  *
  * One iterator walks the output row by row (a row = the last output axis);
  * each input is read through broadcast strides (0 on broadcast axes).  Rows
@@ -50,7 +50,7 @@ typedef enum bin_op {
 } bin_op;
 
 /* Ops with no typed fast loop: comparisons (bool out) and Mod. */
-static bool bin_is_compare(bin_op op) { return op >= B_EQ; }
+static bool bin_generic_only(bin_op op) { return op >= B_EQ; }
 
 /* out = a (op) b, same dtype in and out, typed loop. */
 #define BIN_LOOP(T, EXPR)                                                   \
@@ -136,7 +136,7 @@ static void binary(bin_op op, const lm_rt_tensor *a, const lm_rt_tensor *b, lm_r
   bc_iter it;
   bc_init(&it, out, ins, 2);
   int64_t total = ops_rt_numel(out);
-  bool same = a->dt == b->dt && a->dt == out->dt && !bin_is_compare(op);
+  bool same = a->dt == b->dt && a->dt == out->dt && !bin_generic_only(op);
   if (same && a->dt == LM_F32) {
     BIN_SWITCH(float, x / y, powf(x, y));
     return;
