@@ -443,8 +443,16 @@ static int try_fold(lm_graph *g, lm_gnode *n, const lm_cpu_kernel *k,
   /* Shape-only ops read no data: give run-time inputs a non-NULL pointer so
    * they do not look like left-out optional inputs. */
   static const max_align_t no_data;
-  lm_rt_tensor in[16], out[8];
-  if (n->nin > 16 || n->nout > 8) return LM_OK;
+  /* Run-time tensor descriptors: on the stack for the usual few inputs
+   * (Concat of shape pieces may have many). */
+  lm_rt_tensor in_stack[16], out_stack[8];
+  lm_rt_tensor *in = n->nin > 16 ? calloc((size_t)n->nin, sizeof *in) : in_stack;
+  lm_rt_tensor *out = n->nout > 8 ? calloc((size_t)n->nout, sizeof *out) : out_stack;
+  int rc = LM_OK;
+  if (!in || !out) {
+    rc = lm_graph_error(g, LM_ENOMEM, "out of memory");
+    goto done;
+  }
   for (int j = 0; j < n->nin; j++) {
     memset(&in[j], 0, sizeof in[j]);
     int v = n->in[j];
@@ -465,13 +473,19 @@ static int try_fold(lm_graph *g, lm_gnode *n, const lm_cpu_kernel *k,
     memcpy(out[j].shape, val->shape, sizeof out[j].shape);
     size_t nb = (size_t)lm_gvalue_numel(val) * lm_dtype_size(val->dt);
     out[j].data = lm_graph_alloc(g, nb ? nb : 1);
-    if (!out[j].data) return LM_ENOMEM;
+    if (!out[j].data) {
+      rc = LM_ENOMEM;
+      goto done;
+    }
   }
   char err[256] = "";
-  int rc = k->eval(n, in, n->nin, out, n->nout, err, sizeof err);
-  if (rc < 0)
-    return lm_graph_error(g, rc, "%s: folding node '%s' (%s): %s", src_name(g),
-                          node_name(n), n->op, err[0] ? err : lm_status_string(rc));
+  rc = k->eval(n, in, n->nin, out, n->nout, err, sizeof err);
+  if (rc < 0) {
+    lm_graph_error(g, rc, "%s: folding node '%s' (%s): %s", src_name(g), node_name(n), n->op,
+                   err[0] ? err : lm_status_string(rc));
+    goto done;
+  }
+  rc = LM_OK;
   for (int j = 0; j < n->nout; j++) {
     int v = n->out[j];
     if (v < 0) continue;
@@ -481,7 +495,10 @@ static int try_fold(lm_graph *g, lm_gnode *n, const lm_cpu_kernel *k,
   }
   *folded = true;
   *shape_dep = dep;
-  return LM_OK;
+done:
+  if (in != in_stack) free(in);
+  if (out != out_stack) free(out);
+  return rc;
 }
 
 static int infer_and_fold(lm_graph *g)

@@ -475,6 +475,26 @@ static void test_dead_nodes(void)
 
 static void test_constant_folding(void)
 {
+  /* A Concat of 20 shape pieces folds too. */
+  {
+    lm_graph *g = lm_graph_new();
+    int64_t sh[2] = {4, 5};
+    int x = input(g, "x", 2, sh);
+    int s = node1(g, "Shape", "s", x);
+    int in[20];
+    int64_t one = 1;
+    for (int i = 0; i < 20; i++)   /* empty pieces, a 1 and the shape: [1, 4, 5] */
+      in[i] = i == 19 ? s : i == 10 ? const_i64(g, 1, &one) : const_i64(g, 0, &one);
+    int cat = node(g, "Concat", "cat", 20, in);
+    lm_graph_attr_set_int(g, g->nnodes - 1, "axis", 0);
+    int r = node2(g, "Reshape", "r", x, cat);
+    lm_graph_add_output(g, node1(g, "Relu", "y", r));
+    CHECK_INT(lm_graph_prepare(g), LM_OK);
+    CHECK(g->values[cat].data != NULL);
+    CHECK_INT(g->values[r].ndim, 3);
+    lm_graph_free(g);
+  }
+
   lm_graph *g = lm_graph_new();
   int64_t sh[1] = {3};
   int x = input(g, "x", 1, sh);
