@@ -89,8 +89,8 @@ static void un_f32(un_op op, const un_params *p, const float *src, float *dst,
   case U_ELU: UN_LOOP(x >= 0 ? x : a * expm1f(x)); break;
   case U_SELU: UN_LOOP(x > 0 ? gm * x : gm * (a * expf(x) - a)); break;
   case U_SIGMOID:
-    /* Split by sign so exp never overflows (torch's form). */
-    UN_LOOP(x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x)));
+    /* torch's form; for very negative x expf(-x) is inf and the result 0 */
+    UN_LOOP(1.0f / (1.0f + expf(-x)));
     break;
   case U_TANH: UN_LOOP(tanhf(x)); break;
   case U_GELU: UN_LOOP(0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2))); break;

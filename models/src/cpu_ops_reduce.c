@@ -242,9 +242,9 @@ static int softmax_eval(const lm_gnode *n, const lm_rt_tensor *in, lm_rt_tensor 
       ** divides afterwards: one exp per element */
       for (int64_t j = 0; j < len; j++)
         for (int64_t i = 0; i < cnt; i++) {
-          double e = exp((double)xs[j * inner + i] - mx[i]);
+          float e = expf(xs[j * inner + i] - mx[i]);   /* float exp, as torch */
           sum[i] += e;
-          if (kind == SM_SOFT) ys[j * inner + i] = (float)e;
+          if (kind == SM_SOFT) ys[j * inner + i] = e;
         }
       if (kind == SM_LOG) {
         for (int64_t i = 0; i < cnt; i++) sum[i] = log(sum[i]);
