@@ -1,7 +1,10 @@
 /* Micro-benchmark of the oneDNN convolutions (models/src/cpu_conv*.c) on the
  * layer shapes that dominate the 3-D U-Nets: one line per case,
- *   NAME DTYPE IMPL median_s min_s GFLOP/s
- * after one warm-up run (JIT, first touch of the buffers).  GFLOP/s counts
+ *   NAME DTYPE IMPL median_s min_s GFLOP/s median_cpu_s
+ * after one warm-up run (JIT, first touch of the buffers); median_cpu_s is
+ * the process CPU time of a run (all threads), the work done whatever the
+ * machine's load (run with OMP_WAIT_POLICY=passive so waiting threads do
+ * not spin it up).  GFLOP/s counts
  * the layer's own multiply-adds (2 per tap), not the zero taps the
  * sub-pixel form of ConvTranspose adds.  bench/bench_conv.py runs it next to
  * torch.
@@ -32,6 +35,12 @@ static const bench_case cases[] = {
     {"deconv64to32_k2s2_64", 64, 32, 64, 2, 2, 0, 0, true},
     {"deconv256to128_k3s2_12", 256, 128, 12, 3, 2, 1, 1, true},
 };
+
+static double cpu_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 static lm_conv_desc case_desc(const bench_case *bc, bool bf16) {
   lm_conv_desc d = {0};
@@ -67,27 +76,29 @@ static int run_case(const bench_case *bc, bool bf16, lm_conv_path tpath, int run
     fprintf(stderr, "%s: %s\n", bc->name, err);
     return 1;
   }
-  double *t = malloc((size_t)runs * sizeof *t);
+  double *t = malloc((size_t)runs * sizeof *t), *cpu = malloc((size_t)runs * sizeof *cpu);
   int rc = lm_conv_run(c, x, y);                  /* warm-up */
   for (int r = 0; r < runs && rc == LM_OK; r++) {
-    double t0 = bench_now();
+    double t0 = bench_now(), c0 = cpu_now();
     rc = lm_conv_run(c, x, y);
     t[r] = bench_now() - t0;
+    cpu[r] = cpu_now() - c0;
   }
   if (rc != LM_OK) {
     fprintf(stderr, "%s: lm_conv_run failed (%d)\n", bc->name, rc);
     return 1;
   }
   qsort(t, (size_t)runs, sizeof *t, bench_cmp_double);
+  qsort(cpu, (size_t)runs, sizeof *cpu, bench_cmp_double);
   /* multiply-adds of the layer itself: every (ci, co, tap) pair per input
   ** voxel for ConvTranspose, per output voxel for Conv */
   double vox = (double)(d.transposed ? in_n / (size_t)d.cin : out_n / (size_t)d.cout);
   double flop = 2.0 * vox * (double)(d.cin * d.cout * d.k[0] * d.k[1] * d.k[2]);
-  printf("%s %s %s %.6f %.6f %.1f\n", bc->name, bf16 ? "bf16" : "f32", lm_conv_impl(c),
-         t[runs / 2], t[0], flop / t[runs / 2] * 1e-9);
+  printf("%s %s %s %.6f %.6f %.1f %.6f\n", bc->name, bf16 ? "bf16" : "f32", lm_conv_impl(c),
+         t[runs / 2], t[0], flop / t[runs / 2] * 1e-9, cpu[runs / 2]);
   fflush(stdout);
   lm_conv_free(c);
-  free(t); free(x); free(w); free(b); free(y);
+  free(t); free(cpu); free(x); free(w); free(b); free(y);
   return 0;
 }
 

@@ -19,8 +19,10 @@ own deconvolution).  torch 1.13's bf16 conv_transpose3d on the CPU fails
 (it checks the weight as a Conv weight), so those rows have no torch time.
 The machine is shared: the load average is printed with the table.  GFLOP/s count the layer's
 multiply-adds (2 per tap).  No assertions; ratio = torch time / lumen time,
-for the medians and for the minima (the least disturbed runs on a loaded
-machine).
+for the medians, for the minima (the least disturbed runs on a loaded
+machine) and for the process CPU time (all threads; OMP_WAIT_POLICY=passive
+so that waiting threads sleep instead of spinning): on a machine shared with
+other jobs the CPU time is the fairest measure of the work each side does.
 """
 import os
 import statistics
@@ -49,6 +51,7 @@ if not os.path.exists(tool):
     sys.exit("bench_conv.py: %s not found; build first (ninja -C %s)" % (tool, build))
 
 os.environ["OMP_NUM_THREADS"] = str(threads)
+os.environ["OMP_WAIT_POLICY"] = "passive"   # CPU time counts work, not spinning
 import torch  # noqa: E402  (after OMP_NUM_THREADS, which torch reads at import)
 import torch.nn.functional as F  # noqa: E402
 
@@ -75,8 +78,8 @@ def lumen(flags, which=None):
         sys.stderr.write(out.stderr)
     res = {}
     for line in out.stdout.splitlines():
-        name, dtype, impl, med, mn, _gf = line.split()
-        res[name] = (float(med), impl, float(mn))
+        name, dtype, impl, med, mn, _gf, cpu = line.split()
+        res[name] = (float(med), impl, float(mn), float(cpu))
     return res
 
 
@@ -98,21 +101,23 @@ def torch_time(name, dtype):
 
     def once():
         t0 = time.perf_counter()
+        c0 = time.process_time()
         with torch.no_grad():
             if tr:
                 y = F.conv_transpose3d(x, w, b, stride=s, padding=p, output_padding=op)
             else:
                 y = F.conv3d(x, w, b, stride=s, padding=p)
             F.leaky_relu_(y, 0.01)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
     try:
-        first = once()
+        first = once()[0]
     except RuntimeError:   # torch 1.13: bf16 conv_transpose3d fails on the CPU
-        return None, None
+        return None, None, None
     n_runs = 1 if first > 2.0 else runs
     t = [once() for _ in range(n_runs)]
-    return statistics.median(t), min(t)
+    wall = [w for w, _ in t]
+    return statistics.median(wall), min(wall), statistics.median(c for _, c in t)
 
 
 def main():
@@ -120,9 +125,9 @@ def main():
                                capture_output=True).returncode == 0
     print("threads %d, runs %d, load average %s" % (threads, runs,
                                                     " ".join(open("/proc/loadavg").read().split()[:3])))
-    print("%-24s %-5s %-52s %8s %7s %8s %6s %8s %6s" % (
+    print("%-24s %-5s %-52s %8s %7s %8s %6s %12s %6s %12s %6s" % (
         "case", "dtype", "lumen impl", "lumen s", "GFLOP/s", "torch s", "ratio", "min l/t",
-        "ratio"))
+        "ratio", "cpu l/t", "ratio"))
     configs = [("f32", [], torch.float32)]
     if from_bf16:
         configs.append(("bf16", ["--bf16"], torch.bfloat16))
@@ -135,21 +140,24 @@ def main():
             if name not in ours:
                 print("%-24s %-5s (failed)" % (name, dtype))
                 continue
-            t, impl, tmin = ours[name]
-            tt, ttmin = torch_time(name, tdt)
-            print("%-24s %-5s %-52s %8.4f %7.1f %8s %6s %8s %6s" % (
+            t, impl, tmin, tcpu = ours[name]
+            tt, ttmin, ttcpu = torch_time(name, tdt)
+            print("%-24s %-5s %-52s %8.4f %7.1f %8s %6s %12s %6s %12s %6s" % (
                 name, dtype, impl, t, flops(name) / t * 1e-9,
                 "%.4f" % tt if tt else "n/a", "%.2fx" % (tt / t) if tt else "",
                 "%.3f/%.3f" % (tmin, ttmin) if tt else "%.3f" % tmin,
-                "%.2fx" % (ttmin / tmin) if tt else ""))
+                "%.2fx" % (ttmin / tmin) if tt else "",
+                "%.3f/%.3f" % (tcpu, ttcpu) if tt else "%.3f" % tcpu,
+                "%.2fx" % (ttcpu / tcpu) if tt else ""))
             if not CASES[name][7]:
                 continue
             for p, res in others.items():
                 if name in res and res[name][1] != impl:
-                    tp, impl_p, tpmin = res[name]
-                    print("%-24s %-5s %-52s %8.4f %7.1f %8s %6s %8s %6s" % (
+                    tp, impl_p, tpmin, tpcpu = res[name]
+                    print("%-24s %-5s %-52s %8.4f %7.1f %8s %6s %12s %6s %12s %6s" % (
                         "  (other path)", dtype, impl_p, tp, flops(name) / tp * 1e-9, "",
                         "%.2fx" % (tt / tp) if tt else "", "%.3f" % tpmin,
-                        "%.2fx" % (ttmin / tpmin) if tt else ""))
+                        "%.2fx" % (ttmin / tpmin) if tt else "", "%.3f" % tpcpu,
+                        "%.2fx" % (ttcpu / tpcpu) if tt else ""))
 
 main()

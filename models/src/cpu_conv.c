@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl_debug.h>
@@ -374,25 +375,35 @@ static int64_t pick_chunk(const lm_conv_desc *d, const lm_subpixel *sp) {
   return best == d->in[0] && d->n == 1 ? 0 : best;
 }
 
+/* True when OpenMP's waiting threads sleep (OMP_WAIT_POLICY=passive, read
+** by libgomp at start) instead of spinning for a while first. */
+static bool omp_waits_passively(void) {
+  const char *p = getenv("OMP_WAIT_POLICY");
+  return p && !strcasecmp(p, "passive");
+}
+
 /* ConvTranspose, measured on this machine's AMX Xeon:
 **  k2s2 64->32 64^3, 1 thread: sub-pixel 0.42 s f32, 0.37 s bf16; oneDNN
 **    deconv 7.9 s f32, 0.52 s bf16.
 **  k3s2 256->128 12^3, 1 thread: per phase 54 ms f32, 25 ms bf16; sub-pixel
 **    99 ms f32 (its zero taps: 64 computed for 27), 22 ms bf16; oneDNN
-**    deconv 178 ms f32, 16.5 ms bf16 (AMX).  But 2 threads on the machine
-**    loaded by other jobs (load average 14): sub-pixel 0.08-0.28 s, per
-**    phase 0.29-0.44 s (25 OpenMP regions against 3; see pick_chunk).
+**    deconv 178 ms f32, 16.5 ms bf16 (AMX).
+**  The same k3s2, 2 threads, machine shared with other jobs (load 6): per
+**    phase 24 ms with OMP_WAIT_POLICY=passive but 177 ms with libgomp's
+**    default policy (25 OpenMP regions, each waiting on a thread that spun
+**    and lost its time slice); sub-pixel 48 ms passive, 62 ms default.
 ** So: the sub-pixel form where it has no zero taps (k a multiple of s);
-** else oneDNN's deconvolution in bf16; else the sub-pixel form (per phase
-** wins only on a quiet machine); else per phase; else oneDNN's f32
-** deconvolution. */
+** else oneDNN's deconvolution in bf16; else one conv per phase where
+** threads wait passively, the sub-pixel form where they spin; else oneDNN's
+** f32 deconvolution. */
 static lm_conv_path auto_path(const lm_conv_desc *d, bool bf16, lm_subpixel *sp) {
   if (!d->transposed) return LM_CONV_PATH_DIRECT;
   bool subpixel = lm_subpixel_plan(d, sp);
   if (subpixel && sp->phases * prod(sp->T, 3) == prod(d->k, d->nsp)) return LM_CONV_PATH_SUBPIXEL;
   if (bf16) return LM_CONV_PATH_DECONV;
-  if (subpixel) return LM_CONV_PATH_SUBPIXEL;
-  return lm_phases_apply(d) ? LM_CONV_PATH_PHASES : LM_CONV_PATH_DECONV;
+  bool phases = lm_phases_apply(d);
+  if (phases && (omp_waits_passively() || !subpixel)) return LM_CONV_PATH_PHASES;
+  return subpixel ? LM_CONV_PATH_SUBPIXEL : LM_CONV_PATH_DECONV;
 }
 
 int lm_conv_new_path(const lm_conv_desc *d, const float *weight, const float *bias,

@@ -68,8 +68,9 @@ void lm_phases_free(lm_phases *p);
 /* How a convolution is computed.  AUTO is what lm_conv_new picks: DIRECT
 ** for Conv; for ConvTranspose SUBPIXEL where that form has no zero taps
 ** (k == s, k = 2s, ...), else DECONV (oneDNN's deconvolution) in bf16, else
-** SUBPIXEL, PHASES, DECONV, the first that applies (measurements in
-** cpu_conv.c).  Forcing one is for benchmarks and tests. */
+** PHASES under OMP_WAIT_POLICY=passive, else SUBPIXEL, PHASES, DECONV, the
+** first that applies (measurements in cpu_conv.c).  Forcing one is for
+** benchmarks and tests. */
 typedef enum lm_conv_path {
   LM_CONV_PATH_AUTO = 0,
   LM_CONV_PATH_DIRECT,
