@@ -731,6 +731,39 @@ static void test_model_outlives_engine_handle(void)
   lm_model_release(m); /* the engine goes with its last reference */
 }
 
+/* precision = bfloat16 reaches the plan: the values stay within bf16's
+** rounding (8 significant bits) of the float32 ones. */
+static void test_bfloat16_option(void)
+{
+  lm_engine *e = new_engine(false);
+  lm_model_options o;
+  lm_model_options_init(&o);
+  o.precision = "bfloat16";
+  lm_model *m = NULL;
+  CHECK_INT(lm_model_load_graph(e, graph_json, strlen(graph_json), NULL, &o, &m), LM_OK);
+  if (!m) {
+    lm_engine_release(e);
+    return;
+  }
+  CHECK_CONTAINS(lm_model_metadata(m), "\"precision\":\"bfloat16\"");
+  lm_tensor *x = make_x(e, 5, 3, 4), *y = NULL;
+  CHECK_INT(lm_model_run(m, NULL, &x, 1, &y, 1), LM_OK);
+  int bad = 0;
+  for (int c = 0; y && c < 2; c++)
+    for (int64_t i = 0; i < 4; i++)
+      for (int64_t j = 0; j < 3; j++)
+        for (int64_t k = 0; k < 4; k++) {
+          int64_t idx[5] = {0, c, i, j, k};
+          float want = expect(c, xval(i, j, k), xval(i + 1, j, k));
+          if (fabs(lm_tensor_get(y, idx) - want) > 0.02 * fabs(want) + 0.02) bad++;
+        }
+  CHECK_INT(bad, 0);
+  lm_tensor_release(y);
+  lm_tensor_release(x);
+  lm_model_release(m);
+  lm_engine_release(e);
+}
+
 /* One model, two engines: outputs belong to the engine of the inputs. */
 static void test_model_shared_by_engines(void)
 {
@@ -782,6 +815,7 @@ int main(void)
   RUN(test_load_model_and_infer_ops);
   RUN(test_model_outlives_engine_handle);
   RUN(test_model_shared_by_engines);
+  RUN(test_bfloat16_option);
   remove_tree(tmp_root);
   TAP_DONE();
 }
