@@ -644,6 +644,35 @@ static void test_tfjs_keras3_and_sequential(void)
     CHECK_INT(g->noutputs, 1);
     lm_graph_free(g);
   }
+  /* a shared layer: conv "c" called twice (inbound nodes 0 and 1) */
+  const char *shared =
+      "{\"modelTopology\":{\"class_name\":\"Model\",\"config\":{\"layers\":["
+      "{\"class_name\":\"InputLayer\",\"name\":\"in\",\"config\":{\"name\":\"in\","
+      "\"batch_input_shape\":[null,3,3,3,1]},\"inbound_nodes\":[]},"
+      "{\"class_name\":\"ReLU\",\"name\":\"r\",\"config\":{\"name\":\"r\"},"
+      "\"inbound_nodes\":[[[\"c\",0,0,{}]]]},"
+      "{\"class_name\":\"Conv3D\",\"name\":\"c\",\"config\":{\"name\":\"c\",\"filters\":1,"
+      "\"kernel_size\":1,\"use_bias\":false},"
+      "\"inbound_nodes\":[[[\"in\",0,0,{}]],[[\"r\",0,0,{}]]]}],"
+      "\"input_layers\":[[\"in\",0,0]],\"output_layers\":[[\"c\",1,0]]}},"
+      "\"weightsManifest\":[{\"paths\":[\"k.bin\"],\"weights\":[{\"name\":\"c/kernel\","
+      "\"shape\":[1,1,1,1,1],\"dtype\":\"float32\"}]}]}";
+  write_file(tmp_path("k.bin"), k, 4);
+  write_file(tmp_path("k3.json"), shared, strlen(shared));
+  g = NULL;
+  if (lm_tfjs_load(tmp_path("k3.json"), &g, err, sizeof err) < 0) {
+    TAP_FAIL("%s", err);
+  } else {
+    CHECK_INT(count_op(g, "Conv"), 2);
+    const lm_gnode *c0 = nth_op(g, "Conv", 0), *c1 = nth_op(g, "Conv", 1);
+    CHECK(c0->in[0] == g->inputs[0]);
+    CHECK(c1->in[0] == nth_op(g, "Relu", 0)->out[0]);
+    /* both calls read the kernel (a constant each, equal) */
+    CHECK(g->values[c1->in[1]].data && ((const float *)g->values[c1->in[1]].data)[0] == 0.5f);
+    CHECK_INT(g->outputs[0], c1->out[0]);
+    CHECK(value(g, "c:1") != NULL);
+    lm_graph_free(g);
+  }
   const char *seq =
       "{\"modelTopology\":{\"keras_version\":\"2.x\",\"model_config\":{\"class_name\":\"Sequential\","
       "\"config\":{\"name\":\"s\",\"layers\":[{\"class_name\":\"Conv2D\",\"config\":{\"name\":\"c\","
