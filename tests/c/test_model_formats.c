@@ -679,8 +679,9 @@ static void test_tfjs_keras3_and_sequential(void)
       "\"batch_input_shape\":[null,5,5,1],\"filters\":1,\"kernel_size\":[2,2],\"padding\":\"same\","
       "\"use_bias\":false,\"activation\":\"softmax\"}},{\"class_name\":\"Dropout\",\"config\":"
       "{\"name\":\"d\",\"rate\":0.5}}]}}},\"weightsManifest\":[{\"paths\":[\"k.bin\"],"
-      "\"weights\":[{\"name\":\"c/kernel\",\"shape\":[2,2,1,1],\"dtype\":\"float32\"}]}]}";
-  float k4[4] = {1, 2, 3, 4};
+      "\"weights\":[{\"name\":\"c/kernel\",\"shape\":[2,2,1,1],\"dtype\":\"float32\","
+      "\"quantization\":{\"dtype\":\"uint16\",\"scale\":0.25,\"min\":-1}}]}]}";
+  uint16_t k4[4] = {0, 1, 2, 65535};   /* -> -1, -0.75, -0.5, 16382.75 */
   write_file(tmp_path("k.bin"), k4, sizeof k4);
   write_file(tmp_path("k3.json"), seq, strlen(seq));
   g = NULL;
@@ -693,6 +694,12 @@ static void test_tfjs_keras3_and_sequential(void)
   const lm_gnode *conv = nth_op(g, "Conv", 0);
   /* k2 'same' stride 1: TF pads 0 before, 1 after */
   CHECK(ints_are(conv, "pads", 4, (const int64_t[]){0, 0, 1, 1}));
+  const lm_gvalue *kw = &g->values[conv->in[1]];
+  CHECK(kw->data && kw->ndim == 4 && kw->shape[2] == 2);
+  if (kw->data) {
+    CHECK_NEAR(((const float *)kw->data)[1], -0.75, 0);
+    CHECK_NEAR(((const float *)kw->data)[3], 16382.75, 0);
+  }
   const lm_gnode *sm = nth_op(g, "Softmax", 0);
   CHECK_INT(lm_gnode_attr_int(sm, "axis", -9), 1);
   CHECK_INT(g->outputs[0], sm->out[0]);   /* Dropout is the identity */
