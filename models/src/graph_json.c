@@ -12,11 +12,13 @@
  * A shape extent of -1, null or a string is dynamic.  An input name "" or
  * null is an optional input left out.  A safetensors tensor becomes the
  * constant value of the same name when a node uses that name; tensors no
- * node uses are ignored.  The files stay mapped as long as the graph. */
+ * node uses are ignored.  The files stay mapped as long as the graph.
+ * Floating weights of other precisions (F16, BF16, F64) become float32. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "convert.h"
 #include "graph_json.h"
 #include "loaders.h"
 
@@ -149,6 +151,23 @@ static int read_node(lm_graph *g, const cJSON *j, int idx)
   return LM_OK;
 }
 
+static int bind_as_f32(lm_graph *g, int v, lm_dtype dt, int ndim, const int64_t *shape,
+                       const void *data)
+{
+  int64_t numel = 1;
+  for (int i = 0; i < ndim; i++) numel *= shape[i];
+  size_t esize = lm_dtype_size(dt);
+  /* an aligned copy first: the mapping gives no alignment guarantee */
+  void *src = lm_graph_alloc(g, (size_t)numel * esize + 1);
+  float *dst = lm_graph_alloc(g, (size_t)numel * sizeof(float) + 1);
+  if (!src || !dst) return LM_ENOMEM;
+  if (numel) {
+    memcpy(src, data, (size_t)numel * esize);
+    lm_convert_get(LM_F32, dt)((char *)dst, sizeof(float), src, (int64_t)esize, numel);
+  }
+  return lm_graph_set_const(g, v, LM_F32, ndim, shape, dst, false);
+}
+
 /* Bind the tensors of one safetensors file to the values of the same name. */
 static int bind_file(lm_graph *g, const char *file, const char *base_dir, const char *where)
 {
@@ -178,7 +197,13 @@ static int bind_file(lm_graph *g, const char *file, const char *base_dir, const 
       return lm_graph_error(g, LM_EINVAL, "%s: %s: tensor '%s' of %s has the name of a graph "
                             "input, a node output or an earlier constant", GJ_SOURCE, where,
                             name, path);
-    if ((rc = lm_graph_set_const(g, v, dt, ndim, shape, data, false)) < 0) return rc;
+    if (dt == LM_F16 || dt == LM_BF16 || dt == LM_F64) {
+      /* Networks compute in float32 (bfloat16 is a plan option), so
+      ** half-precision or double weights are widened once here. */
+      if ((rc = bind_as_f32(g, v, dt, ndim, shape, data)) < 0) return rc;
+    } else if ((rc = lm_graph_set_const(g, v, dt, ndim, shape, data, false)) < 0) {
+      return rc;
+    }
   }
   return LM_OK;
 }

@@ -337,6 +337,45 @@ static void test_graph_json(void)
   lm_graph_free(g);
 }
 
+/* Half, bfloat16 and double weights are widened to float32 when bound. */
+static void test_graph_json_widens_weights(void)
+{
+  unsigned char d[4 + 2 + 8];
+  uint16_t h[2] = {0x3e00, 0xc000};   /* float16 1.5, -2 */
+  uint16_t bf = 0x3fc0;               /* bfloat16 1.5 */
+  double f = -0.25;
+  memcpy(d, h, 4);
+  memcpy(d + 4, &bf, 2);
+  memcpy(d + 6, &f, 8);
+  write_st(tmp_path("wide.safetensors"),
+           "{\"h\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]},"
+           "\"bf\":{\"dtype\":\"BF16\",\"shape\":[1],\"data_offsets\":[4,6]},"
+           "\"f\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[6,14]}}", d, sizeof d);
+  const char *json =
+      "{\"inputs\":[{\"name\":\"x\",\"shape\":[2]}],\"outputs\":[\"y\"],\"nodes\":["
+      "{\"op\":\"Add\",\"inputs\":[\"x\",\"h\"],\"outputs\":[\"a\"]},"
+      "{\"op\":\"Mul\",\"inputs\":[\"a\",\"bf\"],\"outputs\":[\"b\"]},"
+      "{\"op\":\"Add\",\"inputs\":[\"b\",\"f\"],\"outputs\":[\"y\"]}],"
+      "\"weights\":\"wide.safetensors\"}";
+  lm_graph *g = NULL;
+  char err[512];
+  if (lm_graph_json_load(json, strlen(json), tmpdir, &g, err, sizeof err) < 0) {
+    TAP_FAIL("%s", err);
+    return;
+  }
+  const lm_gvalue *vh = value(g, "h"), *vb = value(g, "bf"), *vf = value(g, "f");
+  CHECK(vh && vh->dt == LM_F32 && vh->nbytes == 8);
+  CHECK(vb && vb->dt == LM_F32 && vf && vf->dt == LM_F32);
+  if (vh && vh->data) {
+    CHECK_NEAR(((const float *)vh->data)[0], 1.5, 0);
+    CHECK_NEAR(((const float *)vh->data)[1], -2, 0);
+  }
+  if (vb && vb->data) CHECK_NEAR(((const float *)vb->data)[0], 1.5, 0);
+  if (vf && vf->data) CHECK_NEAR(((const float *)vf->data)[0], -0.25, 0);
+  lm_graph_free(g);
+  unlink(tmp_path("wide.safetensors"));
+}
+
 static void expect_json_error(const char *json, const char *w1, const char *w2)
 {
   lm_graph *g = NULL;
@@ -1131,6 +1170,7 @@ int main(void)
   RUN(test_safetensors_errors);
   RUN(test_graph_json);
   RUN(test_graph_json_errors);
+  RUN(test_graph_json_widens_weights);
   RUN(test_tfjs_synthetic);
   RUN(test_tfjs_errors);
   RUN(test_tfjs_keras3_and_sequential);
