@@ -380,6 +380,19 @@ int lm_plan_new(const lm_graph *g, const int *ndims, const int64_t *const *shape
   free(b.cstart);
   free(b.cons);
   free(b.skip);
+  if (rc >= 0) {
+    /* Each conv would otherwise keep its own workspace (its src and dst in
+     * oneDNN's layout): gigabytes for a large network. */
+    for (int s = 0; s < p->nsteps; s++)
+      if (p->steps[s].conv) {
+        size_t w = lm_conv_workspace_size(p->steps[s].conv);
+        if (w > p->conv_ws_bytes) p->conv_ws_bytes = w;
+      }
+    if (p->conv_ws_bytes) {
+      p->conv_ws = aligned_alloc(64, (p->conv_ws_bytes + 63) & ~(size_t)63);
+      if (!p->conv_ws) rc = plan_fail(err, errlen, LM_ENOMEM, "out of memory (conv workspace)");
+    }
+  }
   if (rc < 0) {
     lm_plan_free(p);
     return rc;
@@ -407,6 +420,7 @@ void lm_plan_free(lm_plan *p)
   free(p->ptr);
   free(p->out_values);
   free(p->arena);
+  free(p->conv_ws);
   lm_graph_free(p->g);
   free(p);
 }
@@ -506,7 +520,7 @@ static int run_steps(lm_plan *p, const float *const *inputs, float *const *outpu
     int rc = LM_OK;
     switch (s->kind) {
     case STEP_CONV:
-      rc = lm_conv_run(s->conv, p->ptr[s->vin[0]], p->ptr[s->vout[0]]);
+      rc = lm_conv_run_ws(s->conv, p->ptr[s->vin[0]], p->ptr[s->vout[0]], p->conv_ws);
       if (rc < 0)
         return plan_fail(err, errlen, rc, "%s: %s failed (%s)", gsrc(g), s->label,
                     lm_status_string(rc));

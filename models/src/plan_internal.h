@@ -97,6 +97,9 @@ struct lm_plan {
   void **ptr;                    /* per value, filled at each run */
   unsigned char *arena;
   size_t arena_bytes, unplanned_bytes, live_peak_bytes;
+  void *conv_ws;                 /* one oneDNN workspace shared by every conv
+                                    step (steps run one at a time) */
+  size_t conv_ws_bytes;
   int noutputs;
   int *out_values;               /* resolved value of each graph output */
   bool bf16;
