@@ -4,7 +4,7 @@
 -- preprocessing, the sliding-window inference and the inversion back to the
 -- input grid.
 --
--- usage: lumen run pipelines/ct_segment.lua [IN OUT [PACKAGE]]
+-- usage: lumen run pipelines/ct_segment.lua [--package PACKAGE] [IN OUT [PACKAGE]]
 --   IN a CT (.nii/.nii.gz/.nrrd, HU), OUT the label map (uint8, labels as in
 --   the package's metadata.json).  PACKAGE: a package folder or name
 --   (default demo_ct_unet).
@@ -52,9 +52,17 @@ local function dice_table(pred, ref, meta)
   return rows
 end
 
-local src, dst, package = arg[1], arg[2], arg[3]
+local args = {table.unpack(arg)}
+local package
+if args[1] == "--package" then
+  package = args[2]
+  table.remove(args, 1)
+  table.remove(args, 1)
+end
+local src, dst = args[1], args[2]
+package = package or args[3]
 if src and not dst then
-  io.stderr:write("usage: lumen run pipelines/ct_segment.lua [IN OUT [PACKAGE]]\n")
+  io.stderr:write("usage: lumen run pipelines/ct_segment.lua [--package PACKAGE] [IN OUT [PACKAGE]]\n")
   os.exit(2)
 end
 
@@ -76,8 +84,10 @@ end
 -- The demo: a phantom with an unseen seed, on a grid unlike the training
 -- grid (2 mm, segmented at 3 mm and mapped back).
 fs.mkdir("out")
-local img <close>, ref <close> = Phantom{shape = {192, 192, 128}, spacing = {2, 2, 2},
+local phantom_img, phantom_ref = Phantom{shape = {192, 192, 128}, spacing = {2, 2, 2},
                                          seed = DEMO_SEED}
+local img <close> = phantom_img
+local ref <close> = phantom_ref
 local t1 = clock()
 local labels <close> = pkg.infer(img)
 local t2 = clock()
