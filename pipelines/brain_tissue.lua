@@ -57,9 +57,11 @@ local function segment(model, src, dst)
   local crop <close> = ScaleIntensityRange(crop8, {a_min = range.min, a_max = range.max,
                                                    b_min = 0, b_max = 1})
   crop8:free()
+  lumen.trim()   -- give back the decoder's and the crop's freed memory
   -- Labels straight from the network: a MeshNet is streamed slice by slice,
   -- so neither its 5-channel activations nor the logits exist at full size.
   local lab <close> = Infer(model, crop, {argmax = true})
+  lumen.trim()
   local big <close> = KeepLargestConnectedComponent(lab, {independent = false, connectivity = 26})
   local back <close> = RestoreOriginalShape(big, crop)
   local out <close> = Cast(back, {dtype = "uint8"})

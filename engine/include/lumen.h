@@ -184,7 +184,8 @@ typedef struct lm_engine_stats {
 } lm_engine_stats;
 void lm_engine_stats_get(lm_engine *e, lm_engine_stats *out);
 
-/* Return the cached host memory to the system. */
+/* Return the cached host memory to the system, and (glibc) the free pages
+** of malloc's heap that kernels used for scratch. */
 void lm_engine_trim(lm_engine *e);
 
 /*

@@ -4,6 +4,9 @@
  * host languages may collect objects in any order. */
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 #include <unistd.h>
 
@@ -211,6 +214,11 @@ void lm_engine_stats_get(lm_engine *e, lm_engine_stats *out)
 void lm_engine_trim(lm_engine *e)
 {
   lm_alloc_trim(&e->alloc);
+#ifdef __GLIBC__
+  /* Kernels' scratch memory comes from malloc; give its freed pages back
+   * too, so that a pipeline's peak is what is alive, not what was. */
+  malloc_trim(0);
+#endif
 }
 
 int lm_engine_threads(lm_engine *e)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <lauxlib.h>
@@ -293,8 +294,23 @@ static bool ends_with(const char *s, const char *suffix)
   return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
+/* OpenMP threads (oneDNN and the model kernels) spin after each parallel
+** region by default.  lumen has its own threads too (libuv's pool, the
+** compute pool, other pipelines), and spinning OpenMP threads starve them:
+** a MONAI UNet window took 3x longer with one other busy thread.  libgomp
+** reads OMP_WAIT_POLICY once, when it is loaded, so the command sets it and
+** runs itself again unless the user chose a policy. */
+static void prefer_passive_openmp(char **argv)
+{
+  if (getenv("OMP_WAIT_POLICY")) return;
+  if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+  execv("/proc/self/exe", argv);
+  /* exec failed: go on with libgomp's default policy */
+}
+
 int main(int argc, char **argv)
 {
+  prefer_passive_openmp(argv);
   lm_config cfg;
   lm_config_init(&cfg);
   int i = 1;
