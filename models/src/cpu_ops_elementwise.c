@@ -57,7 +57,7 @@ static bool bin_generic_only(bin_op op) { return op >= B_EQ; }
   do {                                                                      \
     _Pragma("omp parallel for schedule(static) if (total > OPS_PAR_MIN)")   \
     for (int64_t r = 0; r < it.rows; r++) {                                 \
-      int64_t off[3];                                                       \
+      int64_t off[3] = {0, 0, 0};                                             \
       bc_offsets(&it, r, off);                                              \
       const T *pa = (const T *)a->data + off[0];                            \
       const T *pb = (const T *)b->data + off[1];                            \
