@@ -22,6 +22,9 @@ here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.dirname(here)
 args = list(sys.argv[1:])
 data = os.path.join(os.path.dirname(root), "shared", "data")
+if "--runs" in args:   # bench/all passes it; one run of each is the figure here
+    i = args.index("--runs")
+    del args[i:i + 2]
 if "--data" in args:
     i = args.index("--data")
     data = args[i + 1]
