@@ -275,7 +275,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lumen", default=None)
     ap.add_argument("--out", default=os.path.join(root, "models", "demo_ct_unet"))
-    ap.add_argument("--minutes", type=float, default=6.0,
+    ap.add_argument("--minutes", type=float, default=13.0,
                     help="training budget in minutes of THREADS busy cores (process CPU time / "
                          "threads, so that a busy machine trains as much, only slower)")
     ap.add_argument("--threads", type=int, default=2)
