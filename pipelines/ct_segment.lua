@@ -9,8 +9,8 @@
 --   the package's metadata.json).  PACKAGE: a package folder or name
 --   (default demo_ct_unet).
 --   With no arguments: segments a synthetic CT phantom (Phantom, a seed the
---   model never saw), writes out/phantom_ct.nii.gz and
---   out/phantom_ct_labels.nii.gz, and prints the Dice of each organ against
+--   model never saw), writes out/segment_phantom_ct.nii.gz and
+--   out/segment_phantom_labels.nii.gz (not the ct_preprocess demo's files), and prints the Dice of each organ against
 --   the phantom's own label map.
 
 local fs, clock = lumen.fs, lumen.clock
@@ -91,8 +91,8 @@ local ref <close> = phantom_ref
 local t1 = clock()
 local labels <close> = pkg.infer(img)
 local t2 = clock()
-SaveNifti(img, {path = "out/phantom_ct.nii.gz"})
-SaveNifti(labels, {path = "out/phantom_ct_labels.nii.gz"})
+SaveNifti(img, {path = "out/segment_phantom_ct.nii.gz"})
+SaveNifti(labels, {path = "out/segment_phantom_labels.nii.gz"})
 print(("phantom (seed %d) %s"):format(DEMO_SEED, tostring(img)))
 print(("labels %s"):format(tostring(labels)))
 print(("model %s loaded in %.2f s; segmentation (preprocess, sliding window, argmax, restore) "
@@ -105,4 +105,4 @@ for _, row in ipairs(dice_table(labels, ref, pkg.metadata)) do
   if row.dice == row.dice then sum, n = sum + row.dice, n + 1 end
 end
 print(("  %-16s %.3f"):format("mean", n > 0 and sum / n or 0 / 0))
-print("wrote out/phantom_ct.nii.gz, out/phantom_ct_labels.nii.gz")
+print("wrote out/segment_phantom_ct.nii.gz, out/segment_phantom_labels.nii.gz")
