@@ -10,8 +10,8 @@
 --   (default demo_ct_unet).
 --   With no arguments: segments a synthetic CT phantom (Phantom, a seed the
 --   model never saw), writes out/segment_phantom_ct.nii.gz and
---   out/segment_phantom_labels.nii.gz (not the ct_preprocess demo's files), and prints the Dice of each organ against
---   the phantom's own label map.
+--   out/segment_phantom_labels.nii.gz (not the ct_preprocess demo's files), and
+--   prints the Dice of each organ against the phantom's own label map.
 
 local fs, clock = lumen.fs, lumen.clock
 
