@@ -43,11 +43,13 @@ lm_graph *lm_graph_clone(const lm_graph *g)
   c->cap_nodes = g->nnodes + 1;
   /* Constant data stays shared with g, which must outlive the clone (plans
    * copy what they keep reading). */
-  memcpy(c->values, g->values, sizeof *c->values * (size_t)g->nvalues);
+  /* (memcpy from NULL is undefined even for 0 bytes: graphs without inputs,
+   * values or outputs exist, e.g. ONNX node tests of Constant) */
+  if (g->nvalues) memcpy(c->values, g->values, sizeof *c->values * (size_t)g->nvalues);
   c->nvalues = g->nvalues;
   for (int v = 0; v < c->nvalues; v++) c->values[v].name = dup_str(c, g->values[v].name, &fail);
-  memcpy(c->inputs, g->inputs, sizeof(int) * (size_t)g->ninputs);
-  memcpy(c->outputs, g->outputs, sizeof(int) * (size_t)g->noutputs);
+  if (g->ninputs) memcpy(c->inputs, g->inputs, sizeof(int) * (size_t)g->ninputs);
+  if (g->noutputs) memcpy(c->outputs, g->outputs, sizeof(int) * (size_t)g->noutputs);
   c->ninputs = g->ninputs;
   c->noutputs = g->noutputs;
   for (int i = 0; i < g->nnodes && !fail; i++) {

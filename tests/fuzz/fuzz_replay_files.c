@@ -16,7 +16,11 @@ void fuzz_replay_file(const char *path)
   fseek(f, 0, SEEK_END);
   long n = ftell(f);
   fseek(f, 0, SEEK_SET);
-  uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
+  uint8_t *buf = n >= 0 ? malloc(n > 0 ? (size_t)n : 1) : NULL;
+  if (!buf) {
+    fclose(f);
+    return;
+  }
   size_t got = fread(buf, 1, n > 0 ? (size_t)n : 0, f);
   fclose(f);
   LLVMFuzzerTestOneInput(buf, got);
@@ -37,6 +41,9 @@ void fuzz_replay_path(const char *path)
   while (d && (de = readdir(d))) {
     if (de->d_name[0] == '.') continue;
     snprintf(p, sizeof p, "%s/%s", path, de->d_name);
+    /* Only the files of this folder: a subfolder holds another harness's
+     * inputs (regressions/onnx). */
+    if (stat(p, &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
     fuzz_replay_file(p);
   }
   if (d) closedir(d);
