@@ -12,8 +12,10 @@ import time
 
 import torch
 from monai.inferers import sliding_window_inference
+import numpy as np
+from monai.data import NibabelWriter
 from monai.transforms import (AsDiscreted, Compose, EnsureChannelFirstd, Invertd, LoadImaged, Orientationd,
-                              SaveImage, ScaleIntensityRanged, Spacingd)
+                              ScaleIntensityRanged, Spacingd)
 
 ct, net_path, out = sys.argv[1:4]
 torch.set_num_threads(1)
@@ -39,8 +41,11 @@ post = Compose([
     Invertd(keys="pred", transform=pre, orig_keys="image", nearest_interp=True),
 ])
 d = post(d)
-SaveImage(output_postfix="", separate_folder=False, output_dtype="uint8", resample=False,
-          print_log=False)(d["pred"], filename=out)
+# What SaveImage does, with the exact output file name.
+writer = NibabelWriter(output_dtype=np.uint8)
+writer.set_data_array(d["pred"], channel_dim=0)
+writer.set_metadata(d["pred"].meta, resample=False)
+writer.write(out, verbose=False)
 t["post"] = time.perf_counter() - t2
 t["total"] = time.perf_counter() - t0
 t["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
