@@ -1,22 +1,7 @@
 /* Direct few-channel convolution of one output slice (conv_small.h). */
 #include "conv_small.h"
 
-#include <math.h>
-
-static float activate(lm_act act, float alpha, float beta, float x)
-{
-  switch (act) {
-  case LM_ACT_RELU: return x > 0 ? x : 0;
-  case LM_ACT_LEAKY_RELU: return x >= 0 ? x : alpha * x;
-  case LM_ACT_ELU: return x > 0 ? x : alpha * expm1f(x);
-  case LM_ACT_SIGMOID: return 1.0f / (1.0f + expf(-x));
-  case LM_ACT_TANH: return tanhf(x);
-  case LM_ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
-  case LM_ACT_SILU: return x / (1.0f + expf(-x));
-  case LM_ACT_CLIP: return x < alpha ? alpha : x > beta ? beta : x;
-  default: return x;
-  }
-}
+#include "cpu_conv_internal.h"
 
 /* One output row i of every output channel.  Cloned per ISA so that the
 ** inner column loop vectorises with the widest vectors the CPU has (no
@@ -52,11 +37,6 @@ static void conv_row(const lm_conv_small_desc *d, const float *in, const float *
           }
         }
       }
-  if (d->act != LM_ACT_NONE)
-    for (int64_t co = 0; co < d->cout; co++) {
-      float *o = out + co * P + i * W;
-      for (int64_t j = 0; j < W; j++) o[j] = activate(d->act, d->alpha, d->beta, o[j]);
-    }
 }
 
 void lm_conv_small_slice(const lm_conv_small_desc *d, const float *in,
@@ -64,4 +44,6 @@ void lm_conv_small_slice(const lm_conv_small_desc *d, const float *in,
 {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < d->h; i++) conv_row(d, in, w, bias, out, i);
+  /* The same activation pass oneDNN convolutions use when they cannot fuse. */
+  lm_conv_act_apply(d->act, d->alpha, d->beta, out, (size_t)(d->cout * d->h * d->w));
 }

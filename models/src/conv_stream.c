@@ -55,44 +55,6 @@ static void *alloc_floats(int64_t n, size_t *bytes)
   return p;
 }
 
-/* A pointwise activation the convolution can fuse; false if op is none. */
-static bool activation_of(const lm_graph *g, const lm_gnode *n, lm_act *act,
-                          float *alpha, float *beta)
-{
-  const char *op = n->op;
-  *alpha = 0;
-  *beta = 0;
-  if (strcmp(op, "Relu") == 0) {
-    *act = LM_ACT_RELU;
-  } else if (strcmp(op, "LeakyRelu") == 0) {
-    *act = LM_ACT_LEAKY_RELU;
-    *alpha = (float)lm_gnode_attr_float(n, "alpha", 0.01);
-  } else if (strcmp(op, "Elu") == 0) {
-    *act = LM_ACT_ELU;
-    *alpha = (float)lm_gnode_attr_float(n, "alpha", 1.0);
-  } else if (strcmp(op, "Sigmoid") == 0) {
-    *act = LM_ACT_SIGMOID;
-  } else if (strcmp(op, "Tanh") == 0) {
-    *act = LM_ACT_TANH;
-  } else if (strcmp(op, "Gelu") == 0) {
-    const char *ap = lm_gnode_attr_string(n, "approximate", "none");
-    if (strcmp(ap, "none") != 0) return false;
-    *act = LM_ACT_GELU;
-  } else if (strcmp(op, "PRelu") == 0) {
-    /* A single shared slope is a leaky ReLU. */
-    if (n->nin < 2) return false;
-    int sv = lm_graph_resolve(g, n->in[1]);
-    const lm_gvalue *slope = &g->values[sv];
-    if (!slope->data || slope->dt != LM_F32 || lm_gvalue_numel(slope) != 1)
-      return false;
-    *act = LM_ACT_LEAKY_RELU;
-    *alpha = *(const float *)slope->data;
-  } else {
-    return false;
-  }
-  return true;
-}
-
 static const float *const_f32(const lm_graph *g, int v, int64_t numel)
 {
   if (v < 0) return NULL;
@@ -233,7 +195,7 @@ int lm_conv_stream_new(const lm_graph *g, const int64_t in_shape[5],
     }
     lm_act act;
     float a, b;
-    if (s->nl > 0 && activation_of(g, n, &act, &a, &b) &&
+    if (s->nl > 0 && lm_act_of_node(g, n, &act, &a, &b) &&
         lm_graph_resolve(g, convs[s->nl - 1]->out[0]) == cur) {
       if (acts[s->nl - 1]) {
         st = fail(why, whylen, LM_EUNSUPPORTED, "two activations after Conv "
@@ -289,7 +251,7 @@ int lm_conv_stream_new(const lm_graph *g, const int64_t in_shape[5],
     for (int a = 0; a < 3; a++) d.stride[a] = 1;
     d.bf16 = bf16;
     d.act = LM_ACT_NONE;
-    if (acts[li]) activation_of(g, acts[li], &d.act, &d.alpha, &d.beta);
+    if (acts[li]) lm_act_of_node(g, acts[li], &d.act, &d.alpha, &d.beta);
     const float *b = n->nin > 2 && n->in[2] >= 0 ? const_f32(g, n->in[2], L->cout) : NULL;
     if (!bf16 && L->cin <= LM_CONV_SMALL_MAX_CH && L->cout <= LM_CONV_SMALL_MAX_CH) {
       /* Few channels: the direct kernel (conv_small.h) is many times faster

@@ -26,6 +26,15 @@ typedef enum lm_act {
   LM_ACT_CLIP          /* clamp to [alpha, beta] */
 } lm_act;
 
+struct lm_graph;
+struct lm_gnode;
+/* The activation a graph node computes, as one a convolution can fuse:
+** Relu, LeakyRelu, PRelu with one constant slope, Elu, Sigmoid, Tanh, exact
+** Gelu, Clip with constant bounds.  False for anything else.  (plan_match.c;
+** shared by plans and streamed chains.) */
+bool lm_act_of_node(const struct lm_graph *g, const struct lm_gnode *n, lm_act *act,
+                    float *alpha, float *beta);
+
 typedef struct lm_conv_desc {
   int nsp;                       /* spatial dims: 1, 2 or 3 */
   int64_t n, cin, cout, group;

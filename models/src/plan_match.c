@@ -47,41 +47,47 @@ typedef struct act_match {
   char name[24];
 } act_match;
 
-/* A single-node activation reading v as its data input. */
-static bool match_simple_act(const builder *b, int node, int v, act_match *m)
+bool lm_act_of_node(const lm_graph *g, const lm_gnode *a, lm_act *act, float *alpha,
+                    float *beta)
 {
-  const lm_graph *g = b->g;
-  const lm_gnode *a = &g->nodes[node];
-  if (a->nin < 1 || a->in[0] != v || a->nout != 1 || a->out[0] < 0) return false;
-  m->alpha = m->beta = 0;
-  if (op_is(a, "Relu")) m->act = LM_ACT_RELU;
+  *alpha = *beta = 0;
+  if (op_is(a, "Relu")) *act = LM_ACT_RELU;
   else if (op_is(a, "LeakyRelu")) {
-    m->act = LM_ACT_LEAKY_RELU;
-    m->alpha = (float)lm_gnode_attr_float(a, "alpha", 0.01);
+    *act = LM_ACT_LEAKY_RELU;
+    *alpha = (float)lm_gnode_attr_float(a, "alpha", 0.01);
   } else if (op_is(a, "PRelu")) {
     double s;
     if (a->nin != 2 || !scalar_const(g, a->in[1], &s)) return false;
-    m->act = LM_ACT_LEAKY_RELU;
-    m->alpha = (float)s;
+    *act = LM_ACT_LEAKY_RELU;
+    *alpha = (float)s;
   } else if (op_is(a, "Elu")) {
-    m->act = LM_ACT_ELU;
-    m->alpha = (float)lm_gnode_attr_float(a, "alpha", 1.0);
-  } else if (op_is(a, "Sigmoid")) m->act = LM_ACT_SIGMOID;
-  else if (op_is(a, "Tanh")) m->act = LM_ACT_TANH;
+    *act = LM_ACT_ELU;
+    *alpha = (float)lm_gnode_attr_float(a, "alpha", 1.0);
+  } else if (op_is(a, "Sigmoid")) *act = LM_ACT_SIGMOID;
+  else if (op_is(a, "Tanh")) *act = LM_ACT_TANH;
   else if (op_is(a, "Gelu")) {
     if (strcmp(lm_gnode_attr_string(a, "approximate", "none"), "none")) return false;
-    m->act = LM_ACT_GELU;
+    *act = LM_ACT_GELU;
   } else if (op_is(a, "Clip")) {
     double lo = -FLT_MAX, hi = FLT_MAX;
     if (a->nin >= 2 && a->in[1] >= 0 && !scalar_const(g, a->in[1], &lo)) return false;
     if (a->nin >= 3 && a->in[2] >= 0 && !scalar_const(g, a->in[2], &hi)) return false;
     lo = lm_gnode_attr_float(a, "min", lo);   /* opset < 11 */
     hi = lm_gnode_attr_float(a, "max", hi);
-    m->act = LM_ACT_CLIP;
-    m->alpha = (float)lo;
-    m->beta = (float)hi;
+    *act = LM_ACT_CLIP;
+    *alpha = (float)lo;
+    *beta = (float)hi;
   } else
     return false;
+  return true;
+}
+
+/* A single-node activation reading v as its data input. */
+static bool match_simple_act(const builder *b, int node, int v, act_match *m)
+{
+  const lm_gnode *a = &b->g->nodes[node];
+  if (a->nin < 1 || a->in[0] != v || a->nout != 1 || a->out[0] < 0) return false;
+  if (!lm_act_of_node(b->g, a, &m->act, &m->alpha, &m->beta)) return false;
   snprintf(m->name, sizeof m->name, "%s", a->op);
   m->final_value = a->out[0];
   m->absorbed[0] = node;
