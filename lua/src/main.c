@@ -297,7 +297,8 @@ static bool ends_with(const char *s, const char *suffix)
 /* OpenMP threads (oneDNN and the model kernels) spin after each parallel
 ** region by default.  lumen has its own threads too (libuv's pool, the
 ** compute pool, other pipelines), and spinning OpenMP threads starve them:
-** a MONAI UNet window took 3x longer with one other busy thread.  libgomp
+** in one measurement a MONAI UNet window took 3x longer with one other busy
+** process on 2 cores.  libgomp
 ** reads OMP_WAIT_POLICY once, when it is loaded, so the command sets it and
 ** runs itself again unless the user chose a policy. */
 static void prefer_passive_openmp(char **argv)
