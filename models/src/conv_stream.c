@@ -135,11 +135,11 @@ static int make_layer(const lm_graph *g, const lm_gnode *n, int64_t cin,
   return LM_OK;
 }
 
-int lm_conv_stream_new(const lm_graph *g, const int64_t in_shape[5],
-                       bool bf16, lm_conv_stream **out, char *why,
-                       size_t whylen)
+/* out NULL: only recognise the chain (no convolutions built). */
+static int stream_build(const lm_graph *g, const int64_t in_shape[5], bool bf16,
+                        lm_conv_stream **out, char *why, size_t whylen)
 {
-  *out = NULL;
+  if (out) *out = NULL;
   if (g->ninputs != 1 || g->noutputs != 1)
     return fail(why, whylen, LM_EUNSUPPORTED, "not one input and one output");
   int cur = lm_graph_resolve(g, g->inputs[0]);
@@ -214,7 +214,7 @@ int lm_conv_stream_new(const lm_graph *g, const int64_t in_shape[5],
   if (st == LM_OK && cur != lm_graph_resolve(g, g->outputs[0]))
     st = fail(why, whylen, LM_EUNSUPPORTED, "the chain does not end at the "
               "graph output");
-  if (st < 0) {
+  if (st < 0 || !out) {
     free(convs);
     free(acts);
     lm_conv_stream_free(s);
@@ -295,6 +295,18 @@ int lm_conv_stream_new(const lm_graph *g, const int64_t in_shape[5],
   }
   *out = s;
   return LM_OK;
+}
+
+int lm_conv_stream_new(const lm_graph *g, const int64_t in_shape[5], bool bf16,
+                       lm_conv_stream **out, char *why, size_t whylen)
+{
+  return stream_build(g, in_shape, bf16, out, why, whylen);
+}
+
+int lm_conv_stream_check(const lm_graph *g, const int64_t in_shape[5], char *why,
+                         size_t whylen)
+{
+  return stream_build(g, in_shape, false, NULL, why, whylen);
 }
 
 int64_t lm_conv_stream_out_channels(const lm_conv_stream *s)

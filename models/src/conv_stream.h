@@ -31,6 +31,9 @@ typedef struct lm_conv_stream lm_conv_stream;
 int lm_conv_stream_new(const lm_graph *g, const int64_t in_shape[5],
                        bool bf16, lm_conv_stream **out, char *why,
                        size_t whylen);
+/* The same recognition without building anything: LM_OK when g streams. */
+int lm_conv_stream_check(const lm_graph *g, const int64_t in_shape[5], char *why,
+                         size_t whylen);
 void lm_conv_stream_free(lm_conv_stream *s);
 /* Channels of the network's output. */
 int64_t lm_conv_stream_out_channels(const lm_conv_stream *s);

@@ -19,12 +19,8 @@ bool lm_model_streamable(const lm_model *m)
   const lm_gvalue *in = &g->values[lm_graph_resolve(g, g->inputs[0])];
   if (in->ndim != 5) return false;
   if (in->shape[1] > 0) shape[1] = in->shape[1];
-  /* Structural check only: a tiny volume builds the layers cheaply. */
-  lm_conv_stream *s = NULL;
   char why[256];
-  if (lm_conv_stream_new(g, shape, false, &s, why, sizeof why) < 0) return false;
-  lm_conv_stream_free(s);
-  return true;
+  return lm_conv_stream_check(g, shape, why, sizeof why) == LM_OK;
 }
 
 static lm_dtype label_dtype(int64_t classes)

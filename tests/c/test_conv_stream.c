@@ -125,6 +125,7 @@ static void test_logits_and_labels(void)
   int64_t shape[5] = {1, 2, D0, D1, D2};
   lm_conv_stream *s = NULL;
   char why[256] = "";
+  CHECK_INT(lm_conv_stream_check(g, shape, why, sizeof why), LM_OK);
   CHECK_INT(lm_conv_stream_new(g, shape, false, &s, why, sizeof why), LM_OK);
   if (!s) {
     TAP_FAIL("refused: %s", why);
@@ -251,6 +252,7 @@ static void test_not_a_chain(void)
   int64_t shape[5] = {1, 1, D0, D1, D2};
   lm_conv_stream *s = NULL;
   char why[256] = "";
+  CHECK_INT(lm_conv_stream_check(g, shape, why, sizeof why), LM_EUNSUPPORTED);
   CHECK_INT(lm_conv_stream_new(g, shape, false, &s, why, sizeof why), LM_EUNSUPPORTED);
   CHECK(s == NULL);
   CHECK_CONTAINS(why, "Add");
