@@ -97,10 +97,17 @@ submit() {
 # line TEXT: type a line, press Enter, wait for the next prompt.
 line() { tmx send-keys -t "$PANE" -l "$1"; submit Enter; }
 
+# The new session is created before the old one is killed: killing the last
+# session makes the tmux server exit, and a new-session racing with that exit
+# fails with "server exited unexpectedly".
+starts=0
 start_repl() {
-  tmx kill-session -t "$PANE" >/dev/null 2>&1
+  local old=$PANE
+  starts=$((starts + 1))
+  PANE=repl$starts
   tmx new-session -d -s "$PANE" -x 160 -y 50 \
     "env HOME='$WORK' LUMEN_HISTORY='$HIST' '$LUMEN' repl; echo REPL-EXITED-\$?; sleep 600"
+  tmx kill-session -t "=$old" >/dev/null 2>&1 # "=": exact name, not a prefix
 }
 
 start_repl
