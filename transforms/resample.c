@@ -176,7 +176,7 @@ static int ntaps(xf_interp ip)
  * indices address the coefficient line of n + 2*npad values.  Taps that
  * contribute nothing get weight 0 and index 0 (always a valid index). */
 static void taps_for(double c, int64_t n, int64_t npad, xf_interp ip,
-                     xf_padding pd, int64_t *idx, double *w)
+                     xf_padding pd, bool half_away, int64_t *idx, double *w)
 {
   int k = ntaps(ip);
   for (int j = 0; j < k; j++) { idx[j] = 0; w[j] = 0; }
@@ -196,7 +196,7 @@ static void taps_for(double c, int64_t n, int64_t npad, xf_interp ip,
     if (pd == XF_PAD_REFLECTION) cc = clampd(torch_reflect(c, n), 0, (double)(n - 1));
     else if (pd == XF_PAD_BORDER) cc = clampd(c, 0, (double)(n - 1));
     if (ip == XF_INTERP_NEAREST) {
-      double r = nearbyint(cc);
+      double r = half_away ? round(cc) : nearbyint(cc);
       if (r >= 0 && r <= (double)(n - 1)) { idx[0] = (int64_t)r; w[0] = 1; }
       return;
     }
@@ -402,8 +402,10 @@ typedef struct axis_table {
 } axis_table;
 
 static int table_build(axis_table *t, int64_t m, double scale, double shift,
-                       int64_t n, int64_t npad, xf_interp ip, xf_padding pd)
+                       int64_t n, int64_t npad, xf_interp ip, xf_padding pd,
+                       xf_grid grid)
 {
+  bool torch = grid == XF_GRID_TORCH && ip == XF_INTERP_NEAREST;
   t->k = ntaps(ip);
   t->m = m;
   t->idx = malloc(sizeof(int64_t) * (size_t)(m * t->k));
@@ -412,8 +414,9 @@ static int table_build(axis_table *t, int64_t m, double scale, double shift,
   t->lo = INT64_MAX;
   t->hi = -1;
   for (int64_t o = 0; o < m; o++) {
-    double c = scale * (double)o + shift;
-    taps_for(c, n, npad, ip, pd, t->idx + o * t->k, t->w + o * t->k);
+    double c = torch ? xf_torch_grid_coord(scale, shift, n, m, o)
+                     : scale * (double)o + shift;
+    taps_for(c, n, npad, ip, pd, torch, t->idx + o * t->k, t->w + o * t->k);
     for (int j = 0; j < t->k; j++) {
       if (t->w[o * t->k + j] == 0) continue;
       int64_t i = t->idx[o * t->k + j];
@@ -535,7 +538,7 @@ static int gen_rows(int64_t b, int64_t e, void *arg)
       for (int a = 0; a < 3; a++) {
         double c = j->m[a][0] * (double)o0 + j->m[a][1] * (double)o1 +
                    j->m[a][2] * (double)o2 + j->m[a][3];
-        taps_for(c, j->n[a], j->npad, j->ip, j->pd, idx[a], w[a]);
+        taps_for(c, j->n[a], j->npad, j->ip, j->pd, false, idx[a], w[a]);
       }
       double v = 0;
       for (int x = 0; x < k; x++) {
@@ -587,7 +590,7 @@ static bool is_axis_aligned(const double m[3][4])
 
 static int resample_channel(lm_engine *e, lm_op_ctx *ctx, const src3 *in,
                             const double m[3][4], xf_interp ip, xf_padding pd,
-                            char *out, lm_dtype odt, const int64_t mo[3],
+                            xf_grid grid, char *out, lm_dtype odt, const int64_t mo[3],
                             const int64_t ost[3])
 {
   src3 src = *in;
@@ -605,7 +608,8 @@ static int resample_channel(lm_engine *e, lm_op_ctx *ctx, const src3 *in,
     st = LM_OK;
     for (int a = 0; a < 3; a++) j.t[a] = (axis_table){0};
     for (int a = 0; a < 3 && st >= 0; a++)
-      st = table_build(&j.t[a], mo[a], m[a][a], m[a][3], in->n[a], npad, ip, pd);
+      st = table_build(&j.t[a], mo[a], m[a][a], m[a][3], in->n[a], npad, ip,
+                       pd, grid);
     if (st >= 0) {
       /* rows run along the source's fastest axis of more than one sample */
       int f = 2;
@@ -696,6 +700,7 @@ int xf_resample(lm_engine *e, lm_op_ctx *ctx, lm_tensor *in, lm_tensor *out,
     memcpy(s.st, sst, sizeof sst);
     int st = resample_channel(e, ctx, &s, (const double(*)[4])m, spec->interp,
                               spec->padding,
+                              nsp == 3 ? spec->grid : XF_GRID_EXACT,
                               (char *)lm_tensor_data(out) + ooff * (int64_t)oes,
                               odt, mo, os3);
     if (st < 0) return st;

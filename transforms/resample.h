@@ -35,13 +35,37 @@ typedef enum xf_padding {
   XF_PAD_REFLECTION = 2
 } xf_padding;
 
+/* How sampling positions are computed. */
+typedef enum xf_grid {
+  /* c = m · (o, 1) in float64; nearest rounds half to even. */
+  XF_GRID_EXACT = 0,
+  /* The positions MONAI 1.4's SpatialResample gives torch 1.13's CPU
+   * affine_grid and 3-D grid_sample (xf_torch_grid_coord), nearest rounding
+   * half away from zero as that grid_sample does: exact half-way ties then
+   * fall where MONAI's do.  Only for 3-D axis-aligned maps with nearest
+   * interpolation; anything else is computed as XF_GRID_EXACT. */
+  XF_GRID_TORCH = 1
+} xf_grid;
+
 /* in index (spatial) = m · (out index, 1).  Dims beyond nsp are unused. */
 typedef struct xf_resample_spec {
   int nsp;            /* spatial dims: the last nsp dims of in and out (1..3) */
   double m[3][4];     /* rows: input spatial axis; cols: output axis, shift */
   xf_interp interp;
   xf_padding padding;
+  xf_grid grid;       /* 0: XF_GRID_EXACT */
 } xf_resample_spec;
+
+/* The input position torch 1.13 computes on the CPU for output index o of
+ * one axis, when MONAI 1.4's SpatialResample resamples with an index map
+ * (xform) of scale xs and shift xt on that axis (xs, xt as numpy's solve
+ * gives them: xs = dst/src spacing, xt = (dst origin - src origin)/src
+ * spacing), n_in input and n_out output samples: to_norm_affine, then
+ * affine_grid over torch's linspace (AVX2 kernel: fused multiply-add at
+ * each 4-wide block's start), then grid_sample's unnormalisation (torch
+ * float64 throughout, netlib BLAS order).  Before padding and rounding. */
+double xf_torch_grid_coord(double xs, double xt, int64_t n_in, int64_t n_out,
+                           int64_t o);
 
 /* Parse "nearest" / "bilinear" ("linear", "trilinear", "1") / "cubic"
  * ("3"), and "border" / "zeros" / "reflection".  LM_OK or LM_EINVAL. */

@@ -12,8 +12,13 @@
 typedef enum { RESTORE_AUTO, RESTORE_NEAREST, RESTORE_LINEAR } restore_mode;
 
 static int restore_options(lm_op_ctx *ctx, restore_mode *mode,
-                           xf_padding *pad)
+                           xf_padding *pad, xf_grid *grid)
 {
+  const char *r = lm_arg_string(ctx, "rounding");
+  if (!strcmp(r, "monai")) *grid = XF_GRID_TORCH;
+  else if (!strcmp(r, "exact")) *grid = XF_GRID_EXACT;
+  else return lm_ctx_error(ctx, LM_EINVAL, "option 'rounding' must be "
+                           "'monai' or 'exact' (got '%s')", r);
   const char *m = lm_arg_string(ctx, "mode");
   if (!strcmp(m, "auto")) *mode = RESTORE_AUTO;
   else if (!strcmp(m, "nearest")) *mode = RESTORE_NEAREST;
@@ -49,7 +54,8 @@ static int restore_check(lm_op_ctx *ctx)
 {
   restore_mode m;
   xf_padding p;
-  return restore_options(ctx, &m, &p);
+  xf_grid g;
+  return restore_options(ctx, &m, &p, &g);
 }
 
 /* Entries within 1e-6 of an integer become that integer (crop offsets and
@@ -71,6 +77,30 @@ static bool snap_map(double m[3][4], int nsp)
       if (fabs(v - q) <= 1e-10) m[a][b] = q;
     }
   return integral;
+}
+
+/* MONAI's index map for undoing one step, as numpy's solve(A_cur, A_before)
+ * gives it when both affines are axis-aligned (no rotation or permutation):
+ * per axis xs = before/cur spacing, xt = (before - cur origin)/cur spacing.
+ * Its last bits decide MONAI's nearest ties (XF_GRID_TORCH).  False when an
+ * affine is not diagonal or the result strays from the exact map m. */
+static bool monai_axis_map(const double cur[16], const double before[16],
+                           int nsp, const double m[3][4], double out[3][4])
+{
+  for (int a = 0; a < nsp; a++)
+    for (int b = 0; b < nsp; b++)
+      if (a != b && (cur[a * 4 + b] != 0 || before[a * 4 + b] != 0))
+        return false;
+  for (int a = 0; a < nsp; a++) {
+    double c = cur[a * 4 + a];
+    if (c == 0) return false;
+    for (int b = 0; b < 4; b++) out[a][b] = 0;
+    out[a][a] = before[a * 4 + a] / c;
+    out[a][3] = (before[a * 4 + 3] - cur[a * 4 + 3]) / c;
+    if (fabs(out[a][a] - m[a][a]) > 1e-9 || fabs(out[a][3] - m[a][3]) > 1e-6)
+      return false;
+  }
+  return true;
 }
 
 /* An exact integer map whose samples all fall inside `cur`: a view (signed
@@ -122,7 +152,8 @@ static int restore_run(lm_op_ctx *ctx)
 {
   restore_mode mode;
   xf_padding pad;
-  int st = restore_options(ctx, &mode, &pad);
+  xf_grid grid;
+  int st = restore_options(ctx, &mode, &pad, &grid);
   if (st < 0) return st;
   lm_tensor *pred = lm_ctx_input(ctx, 0), *ref = lm_ctx_input(ctx, 1);
   int nsp = xf_spatial_ndim(ref), nd = lm_tensor_ndim(pred);
@@ -166,6 +197,10 @@ static int restore_run(lm_op_ctx *ctx)
       } else {
         spec.interp = linear ? XF_INTERP_LINEAR : XF_INTERP_NEAREST;
         spec.padding = pad;
+        if (!linear && grid == XF_GRID_TORCH &&
+            monai_axis_map(A_cur, en->affine, nsp, (const double(*)[4])m,
+                           spec.m))
+          spec.grid = XF_GRID_TORCH;
         if (linear && !lm_dtype_is_float(dt)) odt = LM_F32;
       }
       st = xf_resample_new_output(cur, nsp, tshape, odt, &next);
@@ -208,6 +243,10 @@ static const lm_arg_desc restore_args[] = {
    "'linear' (overrides mode)"},
   {"padding_mode", LM_ARG_STRING, "'border'", "padding when resampling back "
    "('border', 'zeros', 'reflection'); undone crops are always padded with 0"},
+  {"rounding", LM_ARG_STRING, "'monai'", "nearest sampling positions: "
+   "'monai' (as MONAI 1.4 on torch computes them, so exact half-way ties "
+   "pick the voxel MONAI picks; 3-D axis-aligned grids) or 'exact' (float64 "
+   "index map, ties to even)"},
 };
 
 const lm_op_desc lm_op_restore_original_shape = {
@@ -225,8 +264,14 @@ const lm_op_desc lm_op_restore_original_shape = {
     "orientation) are exact copies, with 0 where an undone crop had cut "
     "(MONAI BorderPad); other maps (Spacing, Resize) resample back to the "
     "recorded shape and affine (never recomputed, so rounding cannot "
-    "accumulate): nearest x[rint(i)] for labels, as MONAI's inverse with "
-    "nearest_interp, or linear for probabilities. Result: the original "
+    "accumulate): nearest for labels, as MONAI's inverse with "
+    "nearest_interp, or linear for probabilities. Nearest positions that "
+    "fall exactly half-way between two voxels (2 mm back to 2.5 mm: every "
+    "fourth slice) are broken as MONAI breaks them: rounding='monai' "
+    "repeats the float64 arithmetic of MONAI's grid on torch's CPU path and "
+    "rounds half away from zero, as torch's 3-D grid_sample does; "
+    "rounding='exact' takes x[rint(i)] of the exact map. Result: the "
+    "original "
     "spatial shape and affine, pred's leading dims and layout, and ref's "
     "trace without the undone entries (empty).",
   .inputs = "pred, ref",

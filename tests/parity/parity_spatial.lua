@@ -39,7 +39,7 @@ local lab <close> = LoadNifti{path = data .. "/labels/torsoLabel.nii.gz", dtype 
 local labc <close> = ConvertToChannelsFirst(lab)
 local lab_sp <close> = Spacing(labc, {pixdim = {1.5, 1.5, 1.5}, is_label = true})
 save(lab_sp, "spacing_label.nii")
-local lab_back <close> = RestoreOriginalShape(lab_sp, lab_sp)
+local lab_back <close> = RestoreOriginalShape(lab_sp, lab_sp, {rounding = "exact"})
 save(lab_back, "spacing_label_inverse.nii")
 -- probabilities back with linear: a float map on the resampled grid
 local prob <close> = Spacing(ct, {pixdim = {2.2, 1.7, 4.1}})
