@@ -1,0 +1,89 @@
+/*
+** Folder trees for staging uploads (the admin API of `lumen serve` builds a
+** model folder beside the repository's folders, then renames it in place):
+** lumen.fs.mkdtemp(prefix) and lumen.fs.remove_tree(path), added to the
+** lumen.fs table of fs.c.  Failures follow lumen.fs: nil, message, code.
+*/
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lml.h"
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+  (void)st, (void)flag, (void)ftw;
+  /* Keep going past one failure so that as much as possible goes; the
+  ** caller sees the failure through the root, which then still exists. */
+  remove(path);
+  return 0;
+}
+
+int lml_remove_tree(const char *path)
+{
+  struct stat st;
+  if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -1;
+  /* FTW_PHYS: a symbolic link inside is removed, never followed; FTW_MOUNT:
+  ** never cross into another file system mounted below. */
+  if (nftw(path, remove_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) != 0) return -1;
+  if (lstat(path, &st) == 0) {
+    errno = ENOTEMPTY;
+    return -1;
+  }
+  return 0;
+}
+
+/* lumen.fs.remove_tree(path) -> true (also when path does not exist): the
+** file, or the folder with everything in it; links are removed, not
+** followed. */
+static int fs_remove_tree(lua_State *L)
+{
+  const char *path = luaL_checkstring(L, 1);
+  if (path[0] == '\0' || strcmp(path, "/") == 0)
+    return luaL_argerror(L, 1, "refusing to remove the root or an empty path");
+  if (lml_remove_tree(path) != 0) {
+    int err = errno;
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot remove %s: %s", path, strerror(err));
+    lua_pushstring(L, "LM_EIO");
+    return 3;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* lumen.fs.mkdtemp(prefix) -> the path of a new folder (mode 0700) named
+** prefix followed by six random characters, or nil, message, code. */
+static int fs_mkdtemp(lua_State *L)
+{
+  size_t n;
+  const char *prefix = luaL_checklstring(L, 1, &n);
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, n + 7);
+  memcpy(p, prefix, n);
+  memcpy(p + n, "XXXXXX", 7);
+  if (!mkdtemp(p)) {
+    int err = errno;
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot create a folder %sXXXXXX: %s", prefix, strerror(err));
+    lua_pushstring(L, err == ENOENT ? "LM_ENOENT" : "LM_EIO");
+    return 3;
+  }
+  luaL_pushresultsize(&b, n + 6);
+  return 1;
+}
+
+void lml_fs_tree_open(lua_State *L, int module_idx)
+{
+  module_idx = lua_absindex(L, module_idx);
+  if (lua_getfield(L, module_idx, "fs") != LUA_TTABLE)
+    luaL_error(L, "lml_fs_tree_open: lumen.fs must be opened first");
+  lua_pushcfunction(L, fs_remove_tree);
+  lua_setfield(L, -2, "remove_tree");
+  lua_pushcfunction(L, fs_mkdtemp);
+  lua_setfield(L, -2, "mkdtemp");
+  lua_pop(L, 1);
+}
