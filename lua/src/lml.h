@@ -129,6 +129,13 @@ bool lml_sched_busy(lml_ctx *ctx);
 
 /* fs.c: lumen.fs (list, stat, mkdir, remove) and lumen.clock. */
 void lml_fs_open(lua_State *L, int module_idx);
+/* fs_tree.c: lumen.fs.mkdtemp and lumen.fs.remove_tree (after lml_fs_open). */
+void lml_fs_tree_open(lua_State *L, int module_idx);
+/* Remove path and everything below it, never following links; 0 (also
+** when path does not exist), or -1 with errno set. */
+int lml_remove_tree(const char *path);
+/* archive.c: lumen.extract_archive (zip and tar, extracted safely). */
+void lml_archive_open(lua_State *L, int module_idx);
 
 /* json.c: lumen.json_decode / json_encode / json_null, and the decoder
 ** used for LM_VALUE_JSON results. */

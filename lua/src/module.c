@@ -152,6 +152,8 @@ int luaopen_lumen(lua_State *L)
   lml_sched_open(L, m);
   lml_ops_open(L, m);
   lml_fs_open(L, m);
+  lml_fs_tree_open(L, m);
+  lml_archive_open(L, m);
   lml_json_open(L, m);
   load_prelude(L, m);
   return 1;
