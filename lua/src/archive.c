@@ -290,16 +290,24 @@ static int extract_all(extract *x, const char *path)
   archive_read_support_filter_bzip2(a);
   archive_read_support_filter_xz(a);
   int rc = 0;
-  if (archive_read_open_filename(a, path, 65536) != ARCHIVE_OK) {
-    rc = refuse(x, "cannot open: %s", archive_error_string(a));
+  /* Opened here so that a file that cannot be read (an I/O failure) is told
+  ** apart from one libarchive does not recognise (a refusal). */
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    rc = io_fail(x, "cannot open");
+  } else if (!S_ISREG(st.st_mode)) {
+    rc = refuse(x, "not a regular file");
+  } else if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK) {
+    rc = refuse(x, "not a zip or tar archive: %s", archive_error_string(a));
   } else {
     for (;;) {
       struct archive_entry *e;
       int r = archive_read_next_header(a, &e);
       if (r == ARCHIVE_EOF) break;
       if (r < ARCHIVE_WARN) {
-        rc = refuse(x, "%s%s", x->entries ? "after the entries read: " : "not a zip or tar "
-                    "archive, or a damaged one: ", archive_error_string(a));
+        rc = refuse(x, "%s%s", x->entries ? "damaged after the entries read: "
+                    : "not a zip or tar archive, or a damaged one: ", archive_error_string(a));
         break;
       }
       if ((rc = extract_entry(x, a, e)) != 0) break;
@@ -308,6 +316,7 @@ static int extract_all(extract *x, const char *path)
     if (rc == 0 && x->entries == 0) rc = refuse(x, "the archive is empty");
   }
   archive_read_free(a);
+  if (fd >= 0) close(fd);
   return rc;
 }
 
