@@ -92,11 +92,16 @@ static int l_engine_info(lua_State *L)
   lm_engine *e = lml_engine(L, ctx);
   lm_engine_stats s;
   lm_engine_stats_get(e, &s);
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 7);
   lua_pushinteger(L, s.threads);
   lua_setfield(L, -2, "threads");
   lua_pushinteger(L, s.host_cached_bytes);
   lua_setfield(L, -2, "host_cached_bytes");
+  /* held by live tensors (lumen serve's /metrics reports both) */
+  lua_pushinteger(L, s.host_bytes);
+  lua_setfield(L, -2, "host_bytes");
+  lua_pushinteger(L, s.device_bytes);
+  lua_setfield(L, -2, "device_bytes");
   lua_pushinteger(L, lm_engine_cuda_devices(e));
   lua_setfield(L, -2, "cuda_devices");
   lua_pushstring(L, lm_engine_cuda_status(e));
