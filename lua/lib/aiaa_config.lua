@@ -54,7 +54,7 @@ local function load_config(config, opts)
   if type(config) == "string" then
     where = where or config
     local ok, text = pcall(read_file, config)
-    if not ok then error(("%s: %s"):format(where, text), 0) end
+    if not ok then error(text, 0) end  -- io.open's message names the file
     local okj, v = pcall(lumen.json_decode, text)
     if not okj then error(("%s: %s"):format(where, tostring(v)), 0) end
     config = v
@@ -295,10 +295,11 @@ MAP.RestoreOriginalShape = function(ctx, args, at)
   ctx.restored = true
 end
 
-MAP.SplitBasedOnLabel = function(ctx, args, at)
-  ctx:fail(at, "SplitBasedOnLabel (one field per label, for training-time metrics) has no "
-               .. "lumen mapping: an AIAA reply carries one label map; remove it from the config")
-end
+-- Transforms seen in Clara configs that have no lumen mapping, and why.
+local REJECT = {
+  SplitBasedOnLabel = "SplitBasedOnLabel (one field per label, for training-time metrics) has "
+                      .. "no lumen mapping: an AIAA reply carries one label map; remove it",
+}
 
 MAP.AddExtremePointsChannel = function(ctx, args, at)
   local f = args.image_field or args.fields or args.field
@@ -382,6 +383,8 @@ local function check_names(ctx, cfg)
       local name = type(t) == "table" and short_name(t)
       if not name then
         bad[#bad + 1] = ("%s: %s: a transform needs a 'name'"):format(ctx.where, at)
+      elseif REJECT[name] then
+        bad[#bad + 1] = ("%s: %s: %s"):format(ctx.where, at, REJECT[name])
       elseif not MAP[name] then
         bad[#bad + 1] = ("%s: %s: unknown transform '%s'"):format(ctx.where, at, t.name or t.path)
       end
@@ -606,10 +609,18 @@ function lumen.aiaa_pipeline_source(config, opts)
     head[#head + 1] = "return {infer = infer}"
   end)
   if not ok then
-    if type(err) == "table" and err.aiaa_error then error(err.aiaa_error, 2) end
-    error(err, 2)
+    if type(err) == "table" and err.aiaa_error then error(err.aiaa_error, 0) end
+    error(err, 0)
   end
   return table.concat(ctx.lines, "\n") .. "\n"
+end
+
+-- lumen.aiaa_convert(path) -> the pipeline text, or nil and the config's
+-- errors (what `lumen convert-aiaa` prints).
+function lumen.aiaa_convert(path)
+  local ok, text = pcall(lumen.aiaa_pipeline_source, path)
+  if not ok then return nil, tostring(text) end
+  return text
 end
 
 -- ---- helpers the generated pipelines call ----------------------------------------

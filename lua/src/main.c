@@ -24,6 +24,8 @@ static const char usage[] =
     "                        run a model package (a folder, or a name in the\n"
     "                        model repository) on image IN, save the labels to OUT\n"
     "  models [DIR]          list the model packages of a repository folder\n"
+    "  convert-aiaa CONFIG   print the lumen pipeline equivalent to a Clara AIAA\n"
+    "                        config_aiaa.json (v2/v3; docs/aiaa-config.md)\n"
     "  repl                  interactive prompt (the default with no command)\n"
     "  ops [NAME]            list every op with its summary, or describe one\n"
     "  SCRIPT.lua [ARGS...]  short for `run SCRIPT.lua [ARGS...]`\n"
@@ -279,6 +281,18 @@ static int cmd_models(const lm_config *cfg, int argc, char **argv)
   return rc;
 }
 
+/* lumen.aiaa_convert(CONFIG): the generated pipeline's text, or
+** the config's errors (every unknown transform at once). */
+static int cmd_convert_aiaa(const lm_config *cfg, int argc, char **argv)
+{
+  if (argc != 1) return fail("%s", "convert-aiaa: one config_aiaa.json expected");
+  lm_host *h;
+  if (host_or_fail(cfg, &h)) return 1;
+  int rc = print_from_prelude(h, "aiaa_convert", argv[0]);
+  lm_host_free(h);
+  return rc;
+}
+
 static int cmd_repl(const lm_config *cfg, int argc, char **argv)
 {
   lm_host *h;
@@ -354,6 +368,8 @@ int main(int argc, char **argv)
   if (strcmp(cmd, "run") == 0) return cmd_run(&cfg, argc - i - 1, argv + i + 1, argv[0]);
   if (strcmp(cmd, "ops") == 0) return cmd_ops(&cfg, argc - i - 1, argv + i + 1);
   if (strcmp(cmd, "models") == 0) return cmd_models(&cfg, argc - i - 1, argv + i + 1);
+  if (strcmp(cmd, "convert-aiaa") == 0)
+    return cmd_convert_aiaa(&cfg, argc - i - 1, argv + i + 1);
   if (strcmp(cmd, "repl") == 0) return cmd_repl(&cfg, argc - i - 1, argv + i + 1);
   if (ends_with(cmd, ".lua")) return cmd_run(&cfg, argc - i, argv + i, argv[0]);
   fprintf(stderr, "lumen: unknown command '%s'\n%s", cmd, usage);
