@@ -23,6 +23,15 @@ static const char usage[] =
     "  run [--models DIR] PACKAGE IN OUT\n"
     "                        run a model package (a folder, or a name in the\n"
     "                        model repository) on image IN, save the labels to OUT\n"
+    "  run --shard K/N PACKAGE IN... OUT_DIR | SCRIPT ITEMS...\n"
+    "                        process only the items i with i % N == K (0-based):\n"
+    "                        one slice of a file list per Slurm array task or\n"
+    "                        Kubernetes indexed-job pod; a package writes each\n"
+    "                        result to OUT_DIR/<input's file name>\n"
+    "  serve [--models DIR] [--host H] [--port N] [--queue N] [--timeout S]\n"
+    "        [--session-expiry S] [--admin-token T] [--access-log FILE|-]\n"
+    "                        AIAA / MONAI Label inference server (docs/serve.md);\n"
+    "                        SIGTERM or SIGINT: finish the requests in flight, exit\n"
     "  models [DIR]          list the model packages of a repository folder\n"
     "  convert-aiaa CONFIG   print the lumen pipeline equivalent to a Clara AIAA\n"
     "                        config_aiaa.json (v2/v3; docs/aiaa-config.md)\n"
@@ -162,6 +171,56 @@ static int run_package(const lm_config *cfg, int argc, char **argv)
   return rc;
 }
 
+/* A batch of package runs: lumen.run_package_batch(PACKAGE, {IN...}, OUT_DIR,
+** K, N) as a managed coroutine; the inputs whose index i has i % N == K. */
+static int run_package_batch(const lm_config *cfg, int argc, char **argv, int shard_k,
+                             int shard_n)
+{
+  if (argc < 3)
+    return fail("%s", "run: a batch takes inputs and an output folder "
+                      "(lumen run [--shard K/N] PACKAGE IN... OUT_DIR)");
+  lm_host *h;
+  if (host_or_fail(cfg, &h)) return 1;
+  lua_State *L = lm_host_lua(h);
+  lua_getglobal(L, "lumen");
+  lua_getfield(L, -1, "run_package_batch");
+  lua_remove(L, -2);
+  lua_pushstring(L, argv[0]);
+  lua_createtable(L, argc - 2, 0);
+  for (int i = 1; i < argc - 1; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i);
+  }
+  lua_pushstring(L, argv[argc - 1]);
+  lua_pushinteger(L, shard_k);
+  lua_pushinteger(L, shard_n);
+  int rc = 0;
+  if (lm_host_call(h, 5, 1) != LUA_OK) {
+    fprintf(stderr, "lumen: %s\n", lua_tostring(L, -1));
+    rc = 1;
+  } else if (lua_tointeger(L, -1) > 0) {
+    rc = 1; /* some inputs failed; each was reported */
+  }
+  lua_pop(L, 1);
+  if (lm_host_drain(h) != 0) rc = 1;
+  lm_host_free(h);
+  return rc;
+}
+
+/* "K/N" with 0 <= K < N. */
+static bool parse_shard(const char *s, int *k, int *n)
+{
+  char *end;
+  long kk = strtol(s, &end, 10);
+  if (end == s || *end != '/') return false;
+  const char *ns = end + 1;
+  long nn = strtol(ns, &end, 10);
+  if (end == ns || *end || nn < 1 || nn > 1000000 || kk < 0 || kk >= nn) return false;
+  *k = (int)kk;
+  *n = (int)nn;
+  return true;
+}
+
 static bool is_bare_name(const char *s)
 {
   return *s && !strchr(s, '/') && !strchr(s, '.');
@@ -169,8 +228,14 @@ static bool is_bare_name(const char *s)
 
 static int cmd_run(const lm_config *cfg, int argc, char **argv, const char *self)
 {
-  while (argc >= 2 && strcmp(argv[0], "--models") == 0) {
-    set_models_dir(argv[1]);
+  int shard_k = 0, shard_n = 0; /* --shard K/N; n 0: no sharding */
+  while (argc >= 2 && (strcmp(argv[0], "--models") == 0 || strcmp(argv[0], "--shard") == 0)) {
+    if (strcmp(argv[0], "--shard") == 0) {
+      if (!parse_shard(argv[1], &shard_k, &shard_n))
+        return fail("run: --shard '%s': expected K/N with 0 <= K < N", argv[1]);
+    } else {
+      set_models_dir(argv[1]);
+    }
     argc -= 2;
     argv += 2;
   }
@@ -178,8 +243,19 @@ static int cmd_run(const lm_config *cfg, int argc, char **argv, const char *self
   /* A folder is a model package; so is a bare name that is no file here
   ** (it names a package of the repository). */
   struct stat sb;
-  if (is_dir(argv[0]) || (is_bare_name(argv[0]) && stat(argv[0], &sb) != 0))
+  if (is_dir(argv[0]) || (is_bare_name(argv[0]) && stat(argv[0], &sb) != 0)) {
+    if (shard_n > 0 || argc > 3)
+      return run_package_batch(cfg, argc, argv, shard_k, shard_n > 0 ? shard_n : 1);
     return run_package(cfg, argc, argv);
+  }
+  /* A sharded script sees only its slice of the items: arg[1..] keeps the
+  ** items i (0-based) with i % N == K, in order. */
+  if (shard_n > 0) {
+    int kept = 1;
+    for (int i = 1; i < argc; i++)
+      if ((i - 1) % shard_n == shard_k) argv[kept++] = argv[i];
+    argc = kept;
+  }
   const char *script = argv[0];
   lm_host *h;
   if (host_or_fail(cfg, &h)) return 1;
@@ -293,6 +369,127 @@ static int cmd_convert_aiaa(const lm_config *cfg, int argc, char **argv)
   return rc;
 }
 
+/*
+** `lumen serve`: lumen.serve(opts) (lua/lib/serve.lua) as a managed coroutine.
+** SIGTERM and SIGINT only set a flag, which the serve loop polls through
+** opts.stop (it sleeps 0.1 s between looks); it then closes the server,
+** lets the requests in flight finish and returns, and the command exits 0.
+** A second signal ends the process at once.
+*/
+static volatile sig_atomic_t serve_stop_flag;
+
+static void serve_signal(int sig)
+{
+  if (serve_stop_flag) {
+    signal(sig, SIG_DFL);
+    raise(sig);
+  }
+  serve_stop_flag = 1;
+}
+
+static int serve_should_stop(lua_State *L)
+{
+  lua_pushboolean(L, serve_stop_flag != 0);
+  return 1;
+}
+
+/* A number option: *out = the value, within [lo, hi]. */
+static bool serve_number(const char *opt, const char *s, double lo, double hi, double *out)
+{
+  char *end;
+  double v = strtod(s, &end);
+  if (end == s || *end || !(v >= lo && v <= hi)) {
+    fprintf(stderr, "lumen: serve: %s '%s': expected a number from %g to %g\n", opt, s, lo, hi);
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+static int cmd_serve(const lm_config *cfg, int argc, char **argv)
+{
+  static const char *const string_opts[][2] = {
+    {"--models", "models"}, {"--host", "host"}, {"--admin-token", "admin_token"},
+    {"--access-log", "access_log"},
+  };
+  static const struct { const char *opt, *field; double lo, hi; bool integer; } number_opts[] = {
+    {"--port", "port", 0, 65535, true},       {"--queue", "queue", 1, 100000, true},
+    {"--timeout", "timeout", 0.001, 1e9, false}, {"--session-expiry", "session_expiry", 1, 1e9, false},
+  };
+  const char *strings[4] = {getenv("LUMEN_MODELS"), NULL, getenv("LUMEN_ADMIN_TOKEN"), NULL};
+  double numbers[4];
+  bool have_number[4] = {false, false, false, false};
+  for (int i = 0; i < argc; i++) {
+    bool known = false;
+    for (int j = 0; j < 4 && !known; j++) {
+      if (strcmp(argv[i], string_opts[j][0]) == 0) {
+        if (++i >= argc) return fail("serve: %s needs a value", string_opts[j][0]);
+        strings[j] = argv[i];
+        known = true;
+      }
+    }
+    for (int j = 0; j < 4 && !known; j++) {
+      if (strcmp(argv[i], number_opts[j].opt) == 0) {
+        if (++i >= argc) return fail("serve: %s needs a value", number_opts[j].opt);
+        if (!serve_number(number_opts[j].opt, argv[i], number_opts[j].lo, number_opts[j].hi,
+                          &numbers[j]))
+          return 2;
+        if (number_opts[j].integer && numbers[j] != (double)(long long)numbers[j])
+          return fail("serve: %s: expected an integer", number_opts[j].opt);
+        have_number[j] = true;
+        known = true;
+      }
+    }
+    if (!known) {
+      fprintf(stderr, "lumen: serve: unknown argument '%s'\n%s", argv[i], usage);
+      return 2;
+    }
+  }
+  lm_host *h;
+  if (host_or_fail(cfg, &h)) return 1;
+  lua_State *L = lm_host_lua(h);
+  lua_getglobal(L, "lumen");
+  lua_getfield(L, -1, "serve");
+  lua_remove(L, -2);
+  lua_createtable(L, 0, 10);
+  for (int j = 0; j < 4; j++) {
+    if (!strings[j]) continue;
+    lua_pushstring(L, strings[j]);
+    lua_setfield(L, -2, string_opts[j][1]);
+  }
+  for (int j = 0; j < 4; j++) {
+    if (!have_number[j]) continue;
+    if (number_opts[j].integer)
+      lua_pushinteger(L, (lua_Integer)numbers[j]);
+    else
+      lua_pushnumber(L, numbers[j]);
+    lua_setfield(L, -2, number_opts[j].field);
+  }
+  lua_pushcfunction(L, serve_should_stop);
+  lua_setfield(L, -2, "stop");
+
+  struct sigaction sa, old_int, old_term;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = serve_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  signal(SIGPIPE, SIG_IGN); /* a client gone mid-reply is an error, not a death */
+
+  int rc = 0;
+  if (lm_host_call(h, 1, 0) != LUA_OK) {
+    fprintf(stderr, "lumen: %s\n", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    rc = 1;
+  }
+  if (lm_host_drain(h) != 0) rc = 1;
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  lm_host_free(h);
+  return rc;
+}
+
 static int cmd_repl(const lm_config *cfg, int argc, char **argv)
 {
   lm_host *h;
@@ -368,6 +565,7 @@ int main(int argc, char **argv)
   if (strcmp(cmd, "run") == 0) return cmd_run(&cfg, argc - i - 1, argv + i + 1, argv[0]);
   if (strcmp(cmd, "ops") == 0) return cmd_ops(&cfg, argc - i - 1, argv + i + 1);
   if (strcmp(cmd, "models") == 0) return cmd_models(&cfg, argc - i - 1, argv + i + 1);
+  if (strcmp(cmd, "serve") == 0) return cmd_serve(&cfg, argc - i - 1, argv + i + 1);
   if (strcmp(cmd, "convert-aiaa") == 0)
     return cmd_convert_aiaa(&cfg, argc - i - 1, argv + i + 1);
   if (strcmp(cmd, "repl") == 0) return cmd_repl(&cfg, argc - i - 1, argv + i + 1);
