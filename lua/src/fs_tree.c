@@ -1,12 +1,14 @@
 /*
 ** Folder trees for staging uploads (the admin API of `lumen serve` builds a
 ** model folder beside the repository's folders, then renames it in place):
-** lumen.fs.mkdtemp(prefix) and lumen.fs.remove_tree(path), added to the
-** lumen.fs table of fs.c.  Failures follow lumen.fs: nil, message, code.
+** lumen.fs.mkdtemp(prefix), lumen.fs.remove_tree(path) and
+** lumen.fs.exchange(a, b), added to the lumen.fs table of fs.c.  Failures
+** follow lumen.fs: nil, message, code.
 */
 #include <errno.h>
+#include <fcntl.h> /* AT_FDCWD */
 #include <ftw.h>
-#include <stdio.h>
+#include <stdio.h> /* renameat2 (glibc 2.28, _GNU_SOURCE) */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -76,6 +78,27 @@ static int fs_mkdtemp(lua_State *L)
   return 1;
 }
 
+/* lumen.fs.exchange(a, b) -> true: swap two paths (folders included) in one
+** atomic step (renameat2 RENAME_EXCHANGE), so a model folder is replaced
+** without an instant where its name is missing.  Both must exist on one
+** file system.  A file system without the operation gives nil, message,
+** "LM_ENOTSUP" (the caller may then fall back to two renames). */
+static int fs_exchange(lua_State *L)
+{
+  const char *a = luaL_checkstring(L, 1);
+  const char *b = luaL_checkstring(L, 2);
+  if (renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) != 0) {
+    int err = errno;
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot exchange %s and %s: %s", a, b, strerror(err));
+    lua_pushstring(L, err == EINVAL || err == ENOSYS || err == EOPNOTSUPP ? "LM_ENOTSUP"
+                      : err == ENOENT ? "LM_ENOENT" : "LM_EIO");
+    return 3;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 void lml_fs_tree_open(lua_State *L, int module_idx)
 {
   module_idx = lua_absindex(L, module_idx);
@@ -85,5 +108,7 @@ void lml_fs_tree_open(lua_State *L, int module_idx)
   lua_setfield(L, -2, "remove_tree");
   lua_pushcfunction(L, fs_mkdtemp);
   lua_setfield(L, -2, "mkdtemp");
+  lua_pushcfunction(L, fs_exchange);
+  lua_setfield(L, -2, "exchange");
   lua_pop(L, 1);
 }
