@@ -638,10 +638,11 @@ function aiaa.params(opts)
   return p
 end
 
--- The spatial shape of a tensor (the axes after a leading channel axis).
+-- The spatial shape of a tensor: the axes after a leading channel axis
+-- (layout "C..."), else the last 3, as the ops take them.
 local function spatial_shape(t)
   local s = t:shape()
-  local first = t:layout():sub(1, 1) == "C" and 2 or 1
+  local first = t:layout():sub(1, 1) == "C" and 2 or math.max(1, #s - 2)
   local out = {}
   for i = first, #s do out[#out + 1] = s[i] end
   return out
@@ -794,7 +795,7 @@ function aiaa.extreme_points(label, ref)
   local lo, hi = {}, {}
   for d = 1, #sp do
     lo[d], hi[d] = math.tointeger(res.box_start[d]), math.tointeger(res.box_end[d])
-    if hi[d] <= lo[d] then return {} end
+    if not lo[d] or not hi[d] or hi[d] <= lo[d] then return {} end
   end
   for d = 1, #sp do
     for _, at in ipairs{lo[d], hi[d] - 1} do
