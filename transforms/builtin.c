@@ -37,6 +37,11 @@
   X(lm_op_keep_largest_connected_component)     \
   X(lm_op_label_stats)                          \
   X(lm_op_contours)                             \
+  /* annotation: extreme points, polygons (AIAA) */ \
+  X(lm_op_extreme_points)                        \
+  X(lm_op_add_extreme_points_channel)            \
+  X(lm_op_mask_to_polygon)                       \
+  X(lm_op_fix_polygon)                           \
   /* formats, slices, previews */ \
   X(lm_op_split_slices)                         \
   X(lm_op_stack_slices)                         \

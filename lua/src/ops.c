@@ -148,11 +148,25 @@ static bool value_fits(lua_State *L, int idx, lm_arg_type t)
     return lua_type(L, idx) == LUA_TSTRING;
   case LM_ARG_NUMBERS: {
     if (lua_type(L, idx) != LUA_TTABLE) return false;
+    idx = lua_absindex(L, idx);
     lua_Unsigned n = lua_rawlen(L, idx);
+    /* A list of numbers, or a list of equally long lists of numbers (points
+    ** {{x,y,z},...}), which build_options flattens row by row. */
+    bool nested = n > 0 && lua_rawgeti(L, idx, 1) == LUA_TTABLE;
+    if (n > 0) lua_pop(L, 1);
+    lua_Unsigned inner = 0;
     for (lua_Unsigned i = 1; i <= n; i++) {
       int ty = lua_rawgeti(L, idx, (lua_Integer)i);
+      bool ok = ty == (nested ? LUA_TTABLE : LUA_TNUMBER);
+      if (ok && nested) {
+        if (i == 1) inner = lua_rawlen(L, -1);
+        /* A row is a flat list (its first entry a number), not deeper. */
+        bool flat = lua_rawgeti(L, -1, 1) == LUA_TNUMBER;
+        lua_pop(L, 1);
+        ok = flat && lua_rawlen(L, -1) == inner && value_fits(L, -1, LM_ARG_NUMBERS);
+      }
       lua_pop(L, 1);
-      if (ty != LUA_TNUMBER) return false;
+      if (!ok) return false;
     }
     /* Keys beyond the sequence mean a malformed list. */
     int count = 0;
@@ -263,15 +277,29 @@ static int build_options(lua_State *L, const lm_op_desc *d, int optidx, const po
         st = lm_params_set_string(p, key, lua_tostring(L, -1));
         break;
       case LM_ARG_NUMBERS: {
-        int n = (int)lua_rawlen(L, -1);
+        int rows = (int)lua_rawlen(L, -1), cols = 1;
+        bool nested = rows > 0 && lua_rawgeti(L, -1, 1) == LUA_TTABLE;
+        if (rows > 0) {
+          if (nested) cols = (int)lua_rawlen(L, -1);
+          lua_pop(L, 1);
+        }
+        int n = rows * cols;
         double *v = malloc(sizeof *v * (size_t)(n > 0 ? n : 1));
         if (!v) {
           st = LM_ENOMEM;
           break;
         }
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < rows; i++) {
           lua_rawgeti(L, -1, i + 1);
-          v[i] = lua_tonumber(L, -1);
+          if (nested) {
+            for (int c = 0; c < cols; c++) {
+              lua_rawgeti(L, -1, c + 1);
+              v[i * cols + c] = lua_tonumber(L, -1);
+              lua_pop(L, 1);
+            }
+          } else {
+            v[i] = lua_tonumber(L, -1);
+          }
           lua_pop(L, 1);
         }
         st = lm_params_set_numbers(p, key, v, n);
