@@ -1,0 +1,307 @@
+"""Every AIAA and MONAI Label endpoint of `lumen serve` against a real server on
+loopback, in both client request styles; the returned masks checked voxel by
+voxel against `lumen run models/demo_ct_unet` of the same phantom CT; sessions
+and their expiry; malformed requests answered 4xx with a JSON error while the
+server keeps serving; SIGTERM lets the request in flight finish.
+
+Usage: test_aiaa_api.py LUMEN_BINARY   (TAP; exit 77 without nibabel)"""
+
+import json
+import os
+import threading
+import time
+
+import test_aiaa_support as S
+
+
+def main():
+    S.need_nibabel()
+    import nibabel as nib
+    import numpy as np
+
+    lumen = S.lumen_binary()
+    t = S.Tap()
+    fx = S.Fixture(lumen)
+    # folders that are no valid packages are skipped, the server still starts
+    os.mkdir(os.path.join(fx.models, "not_a_package"))
+    os.mkdir(os.path.join(fx.models, "broken"))
+    with open(os.path.join(fx.models, "broken", "metadata.json"), "w") as f:
+        f.write("{not json")
+    access = os.path.join(fx.dir, "access.log")
+    srv = S.Server(lumen, fx.models, "--queue", "4", "--session-expiry", "30",
+                   "--access-log", access)
+    port = srv.port
+    ref = fx.ref_mask()
+    t.eq(srv.nmodels, 1, "ready line counts the one loadable package")
+    t.ok(ref.shape == (96, 96, 48) and len(np.unique(ref)) > 2, "reference mask has organs")
+
+    def check_mask(data, what, suffix=".nii.gz"):
+        arr, dtype = S.nifti_from_bytes(data, suffix)
+        same = arr.shape == ref.shape and np.array_equal(arr, ref)
+        t.ok(same, what + ": mask equals lumen run voxel by voxel",
+             "shape %s, %d voxels differ" % (arr.shape, int((arr != ref).sum()) if arr.shape == ref.shape else -1))
+        return dtype
+
+    def is_json_error(r, status, what):
+        ok = r.status == status
+        try:
+            body = r.json()
+            ok = ok and isinstance(body.get("error"), str) and body["error"] != ""
+        except Exception:
+            ok = False
+        t.ok(ok, "%s -> %d with a JSON error" % (what, status), "%d %r" % (r.status, r.body[:300]))
+
+    # --- /v1/models --------------------------------------------------------
+    r = S.request_py(port, "GET", "/v1/models")
+    models = r.json()
+    t.eq(r.status, 200, "GET /v1/models")
+    t.ok(isinstance(models, list) and len(models) == 1, "a list of one model", models)
+    m = models[0]
+    t.eq(m.get("name"), "demo_ct_unet", "name")
+    t.eq(m.get("type"), "segmentation", "type")
+    t.eq(m.get("labels"), ["liver", "spleen", "kidney", "stomach", "urinary_bladder"],
+         "labels in label-value order without background")
+    t.ok(isinstance(m.get("version"), str), "version is a string", m)
+    t.ok(isinstance(m.get("description"), str) and m["description"], "description", m)
+    r = S.request_py(port, "GET", "/v1/models?model=demo_ct_unet")
+    t.ok(r.status == 200 and r.json().get("name") == "demo_ct_unet", "?model= gives one object", r.body[:200])
+    r = S.request_py(port, "GET", "/v1/models?label=LiVeR")
+    t.ok(r.status == 200 and len(r.json()) == 1, "?label= matches case-insensitively")
+    r = S.request_py(port, "GET", "/v1/models?label=brain")
+    t.ok(r.status == 200 and r.json() == [], "?label= with no match: []")
+    r = S.request_py(port, "GET", "/v1/models?type=annotation")
+    t.ok(r.status == 200 and r.json() == [], "?type=annotation: []")
+    r = S.request_py(port, "GET", "/v1/models?type=segmentation")
+    t.ok(r.status == 200 and len(r.json()) == 1, "?type=segmentation")
+    for path in ("/V1/Models/", "/aiaa/prefix/v1/models", "/v1/models/"):
+        r = S.request_py(port, "GET", path)
+        t.ok(r.status == 200 and len(r.json()) == 1, "GET %s (case, trailing slash, prefix)" % path)
+
+    # --- /v1/segmentation, both client styles ---------------------------------
+    r = S.request_py(port, "POST", "/v1/segmentation?model=demo_ct_unet",
+                     fields={"params": "{}"}, files={"datapoint": ("test-data/ct.nii.gz", fx.ct_bytes)})
+    t.eq(r.status, 200, "POST /v1/segmentation (Python client style)")
+    t.ok("content-length" in r.headers and int(r.headers["content-length"]) == len(r.body)
+         and "transfer-encoding" not in r.headers, "multipart reply with an exact Content-Length")
+    t.ok(isinstance(r.params, dict), "params part is JSON", r.parts)
+    t.ok(r.parts and r.parts[0][0] == "params" and r.parts[0][2] != "application/octet-stream",
+         "params first, not octet-stream (the C++ client's rule)")
+    t.ok(list(r.files) == ["result.nii.gz"], "one file part result.nii.gz", list(r.files))
+    if r.files:
+        check_mask(r.files["result.nii.gz"], "segmentation (Python style)")
+
+    r = S.request_cpp(port, "POST", "/v1/segmentation?model=demo_ct_unet", "{}", fx.ct_bytes)
+    t.eq(r.status, 200, "POST /v1/segmentation (C++ client style: HTTP/1.0, quoted boundary, part image)")
+    if r.files:
+        check_mask(list(r.files.values())[0], "segmentation (C++ style)")
+
+    # /v1/inference: params only in, result dtype and format honoured
+    r = S.request_py(port, "POST", "/v1/inference?model=demo_ct_unet",
+                     fields={"params": json.dumps({"result_dtype": "uint16"})},
+                     files={"image": ("ct.nii.gz", fx.ct_bytes)})
+    t.eq(r.status, 200, "POST /v1/inference with result_dtype uint16")
+    if r.files:
+        dtype = check_mask(r.files["result.nii.gz"], "inference")
+        t.eq(str(dtype), "uint16", "result_dtype honoured")
+    r = S.request_py(port, "POST", "/v1/inference?model=demo_ct_unet&output=image",
+                     fields={"params": "{}"}, files={"image": ("ct.nii.gz", fx.ct_bytes)})
+    t.ok(r.status == 200 and r.body[:2] == b"\x1f\x8b", "?output=image: just the gzip NIfTI")
+    if r.status == 200:
+        check_mask(r.body, "output=image")
+    r = S.request_py(port, "POST", "/v1/inference?model=demo_ct_unet",
+                     fields={"params": json.dumps({"result_extension": ".nrrd"})},
+                     files={"image": ("ct.nii.gz", fx.ct_bytes)})
+    nrrd = r.files.get("result.nrrd", b"")
+    t.ok(r.status == 200 and nrrd.startswith(b"NRRD") and b"sizes: 96 96 48" in nrrd,
+         "result_extension .nrrd gives an NRRD file", r.body[:200])
+
+    # dextr3d and deepgrow routes (the demo model ignores the points)
+    pts = [[10, 20, 5], [60, 20, 5], [30, 5, 5], [30, 70, 5], [30, 30, 1], [30, 30, 40]]
+    r = S.request_py(port, "POST", "/v1/dextr3d?model=demo_ct_unet",
+                     fields={"params": json.dumps({"points": json.dumps(pts)})},  # old string form
+                     files={"datapoint": ("ct.nii.gz", fx.ct_bytes)})
+    t.eq(r.status, 200, "POST /v1/dextr3d with string-encoded points")
+    r = S.request_cpp(port, "POST", "/v1/deepgrow?model=demo_ct_unet",
+                      json.dumps({"foreground": [[40, 40, 20]], "background": [],
+                                  "current_point": [[40, 40, 20]]}), fx.ct_bytes)
+    t.eq(r.status, 200, "POST /v1/deepgrow (C++ style)")
+    if r.files:
+        check_mask(list(r.files.values())[0], "deepgrow")
+
+    # --- sessions -------------------------------------------------------------
+    r = S.request_py(port, "PUT", "/session/?expiry=0", files={"image": ("ct.nii.gz", fx.ct_bytes)})
+    t.eq(r.status, 200, "PUT /session/")
+    sid = r.json().get("session_id") if r.status == 200 else None
+    t.ok(isinstance(sid, str) and sid, "session_id returned", r.body[:200])
+    t.eq(r.json().get("session_info", {}).get("expiry"), 30, "expiry 0 = the server's (--session-expiry 30)")
+    r = S.request_py(port, "GET", "/session/%s" % sid)
+    t.eq(r.status, 200, "GET /session/{id}")
+    r = S.request_py(port, "POST", "/v1/segmentation?model=demo_ct_unet&session_id=%s" % sid,
+                     fields={"params": "{}"})
+    t.eq(r.status, 200, "segmentation on the session image (no upload)")
+    if r.files:
+        check_mask(r.files["result.nii.gz"], "session segmentation")
+    r = S.request_py(port, "DELETE", "/session/%s" % sid)
+    t.eq(r.status, 200, "DELETE /session/{id}")
+    r = S.request_py(port, "POST", "/v1/segmentation?model=demo_ct_unet&session_id=%s" % sid,
+                     fields={"params": "{}"})
+    is_json_error(r, 440, "a deleted session on /v1/segmentation")
+    r = S.request_py(port, "GET", "/session/%s" % sid)
+    is_json_error(r, 404, "GET a deleted session")
+    # expiry: min(requested, server max), refreshed on use, then 440
+    r = S.request_cpp(port, "PUT", "/session/?expiry=2", "{}", fx.ct_bytes)
+    sid2 = r.json().get("session_id") if r.status == 200 else ""
+    t.ok(r.status == 200 and r.json()["session_info"]["expiry"] == 2, "PUT /session/?expiry=2 (C++ style)",
+         r.body[:200])
+    r = S.request_py(port, "PUT", "/session/?expiry=99999", files={"image": ("ct.nii.gz", fx.ct_bytes)})
+    t.ok(r.status == 200 and r.json()["session_info"]["expiry"] == 30, "expiry capped by the server's")
+    time.sleep(1.2)
+    r = S.request_py(port, "GET", "/session/%s" % sid2)
+    t.eq(r.status, 200, "session still alive after 1.2 s (refreshed)")
+    time.sleep(1.2)
+    r = S.request_py(port, "GET", "/session/%s" % sid2)
+    t.eq(r.status, 200, "alive 1.2 s after the last use")
+    time.sleep(2.5)
+    r = S.request_py(port, "POST", "/v1/inference?model=demo_ct_unet&session_id=%s" % sid2,
+                     fields={"params": "{}"})
+    is_json_error(r, 440, "an expired session on /v1/inference")
+    r = S.request_py(port, "POST", "/v1/dextr3d?model=demo_ct_unet&session_id=nosuchsession",
+                     fields={"params": "{}"})
+    is_json_error(r, 440, "an unknown session on /v1/dextr3d")
+
+    # --- MONAI Label ---------------------------------------------------------------
+    r = S.request_py(port, "GET", "/auth/")
+    t.ok(r.status == 200 and r.json() == {"enabled": False}, "GET /auth/", r.body)
+    r = S.request_py(port, "GET", "/info/")
+    info = r.json() if r.status == 200 else {}
+    t.ok(r.status == 200 and "config" not in info and "demo_ct_unet" in info.get("models", {}),
+         "GET /info/: models, no top-level config", r.body[:300])
+    t.eq(info.get("models", {}).get("demo_ct_unet", {}).get("labels", {}).get("liver"), 1,
+         "/info/ labels map name -> value")
+    r = S.request_py(port, "PUT", "/datastore/?image=case_01", fields={"params": "{}"},
+                     files={"file": ("case_01.nii.gz", fx.ct_bytes)})
+    t.ok(r.status == 200 and r.json() == {"image": "case_01"}, "PUT /datastore/?image=", r.body[:200])
+    r = S.request_py(port, "POST", "/infer/demo_ct_unet?image=case_01",
+                     fields={"params": json.dumps({"result_extension": ".nii.gz", "result_dtype": "uint8",
+                                                   "client_id": "test"})})
+    t.eq(r.status, 200, "POST /infer/{model}?image=ID")
+    if r.files:
+        check_mask(list(r.files.values())[0], "/infer/ from the datastore")
+    t.ok(isinstance(r.params, dict) and r.params.get("label_names", {}).get("spleen") == 2,
+         "/infer/ params carry label_names", r.params)
+    r = S.request_py(port, "POST", "/infer/demo_ct_unet",
+                     fields={"params": json.dumps({"result_extension": ".nrrd", "result_dtype": "uint8"})},
+                     files={"file": ("x.nii.gz", fx.ct_bytes)})
+    t.ok(r.status == 200 and any(f.endswith(".nrrd") and d.startswith(b"NRRD") for f, d in r.files.items()),
+         "POST /infer/{model} with a file part, .nrrd result")
+    r = S.request_py(port, "POST", "/infer/demo_ct_unet?image=unknown", fields={"params": "{}"})
+    is_json_error(r, 404, "/infer/ with an unknown datastore image")
+
+    # --- malformed requests: 4xx + JSON, and the server keeps serving ------------
+    seg = "/v1/segmentation?model=demo_ct_unet"
+    r = S.request_py(port, "POST", seg, fields={"params": "{bad json"}, files={"datapoint": ("ct.nii.gz", fx.ct_bytes)})
+    is_json_error(r, 400, "bad JSON params")
+    r = S.request_py(port, "POST", seg, fields={"params": "[1, 2]"}, files={"datapoint": ("ct.nii.gz", fx.ct_bytes)})
+    is_json_error(r, 400, "params not an object")
+    r = S.request_py(port, "POST", seg, fields={"params": "{}"})
+    is_json_error(r, 400, "no image")
+    r = S.request_py(port, "POST", seg, fields={"params": "{}"}, files={"datapoint": ("notes.txt", b"hello " * 200)})
+    is_json_error(r, 400, "a text file as image")
+    r = S.request_py(port, "POST", seg, fields={"params": "{}"},
+                     files={"datapoint": ("trunc.nii.gz", fx.ct_bytes[:500])})
+    is_json_error(r, 400, "a truncated gzip image")
+    img2d = nib.Nifti1Image(np.zeros((32, 32), np.int16), np.eye(4))
+    p2d = os.path.join(fx.dir, "flat.nii.gz")
+    nib.save(img2d, p2d)
+    with open(p2d, "rb") as f:
+        flat = f.read()
+    r = S.request_py(port, "POST", seg, fields={"params": "{}"}, files={"datapoint": ("flat.nii.gz", flat)})
+    is_json_error(r, 400, "a 2-D image (wrong dims)")
+    r = S.request_py(port, "POST", "/v1/segmentation?model=nosuchmodel", fields={"params": "{}"},
+                     files={"datapoint": ("ct.nii.gz", fx.ct_bytes)})
+    is_json_error(r, 404, "unknown model")
+    r = S.request_py(port, "POST", "/v1/segmentation?model=..%2Fetc", fields={"params": "{}"})
+    is_json_error(r, 400, "a model name outside the safe set")
+    r = S.request_py(port, "POST", "/v1/segmentation", fields={"params": "{}"})
+    is_json_error(r, 400, "no model given")
+    r = S.request_py(port, "GET", "/v1/models?model=nosuchmodel")
+    is_json_error(r, 404, "GET /v1/models?model= unknown")
+    r = S.request_py(port, "POST", "/v1/dextr3d?model=demo_ct_unet", fields={"params": "{}"},
+                     files={"datapoint": ("ct.nii.gz", fx.ct_bytes)})
+    is_json_error(r, 400, "dextr3d without points")
+    r = S.request_py(port, "POST", "/v1/dextr3d?model=demo_ct_unet",
+                     fields={"params": json.dumps({"points": [[500, 1, 1]]})},
+                     files={"datapoint": ("ct.nii.gz", fx.ct_bytes)})
+    is_json_error(r, 400, "a point outside the image")
+    r = S.request_py(port, "POST", "/v1/inference?model=demo_ct_unet",
+                     fields={"params": json.dumps({"result_extension": ".exe"})},
+                     files={"datapoint": ("ct.nii.gz", fx.ct_bytes)})
+    is_json_error(r, 400, "an unknown result_extension")
+    r = S.request_py(port, "PUT", "/session/", body=b'{"dicom": {}}', headers={"Content-Type": "application/json"})
+    is_json_error(r, 400, "PUT /session/ with a DICOMweb JSON body")
+    r = S.request_py(port, "GET", "/v1/nothing")
+    is_json_error(r, 404, "an unknown endpoint")
+    r = S.request_py(port, "DELETE", "/v1/models")
+    is_json_error(r, 405, "a wrong method")
+    r = S.request_py(port, "GET", "/logs?lines=abc")
+    is_json_error(r, 400, "GET /logs?lines=abc")
+
+    # --- operations -------------------------------------------------------------------
+    r = S.request_py(port, "GET", "/healthz")
+    t.ok(r.status == 200 and r.json().get("status") == "ok", "GET /healthz after the bad requests")
+    r = S.request_py(port, "GET", "/logs?lines=5")
+    lines = r.body.decode().splitlines()
+    t.ok(r.status == 200 and 0 < len(lines) <= 5 and all(json.loads(x).get("time") for x in lines),
+         "GET /logs?lines=5: at most 5 JSON lines", r.body[:300])
+    r = S.request_py(port, "GET", "/logs/?lines=2000")
+    t.ok(r.status == 200 and b"model not loaded" in r.body and b"broken" in r.body,
+         "the log says why the broken package was skipped")
+    r = S.request_py(port, "GET", "/metrics")
+    text = r.body.decode()
+    t.ok(r.status == 200 and 'lumen_http_requests_total{route="/v1/segmentation",status="200"}' in text
+         and 'lumen_http_requests_total{route="/v1/segmentation",status="400"}' in text
+         and "lumen_http_request_duration_seconds_bucket" in text and "lumen_inference_in_flight 0" in text
+         and "process_resident_memory_bytes" in text and "lumen_inference_queue_limit 4" in text,
+         "GET /metrics: requests by route and status, latency, queue, RSS", text[:500])
+    with open(access) as f:
+        recs = [json.loads(line) for line in f if line.strip()]
+    keys = {"time", "remote", "method", "path", "status", "bytes", "ms"}
+    seg_recs = [x for x in recs if x.get("path") == "/v1/segmentation" and x.get("status") == 200]
+    t.ok(recs and all(keys <= set(x) for x in recs) and seg_recs and seg_recs[0].get("model") == "demo_ct_unet",
+         "access log: one JSON object per request with the model", recs[:2])
+
+    # --- graceful shutdown: SIGTERM while a request runs --------------------------------
+    result = {}
+
+    def slow():
+        result["r"] = S.request_py(port, "POST", seg, fields={"params": "{}"},
+                                   files={"datapoint": ("ct.nii.gz", fx.ct_bytes)})
+
+    th = threading.Thread(target=slow)
+    th.start()
+    deadline = time.time() + 10
+    while time.time() < deadline:   # wait until it is admitted
+        m = S.request_py(port, "GET", "/metrics").body.decode()
+        if "lumen_inference_in_flight 1" in m:
+            break
+        time.sleep(0.02)
+    code = srv.stop()
+    th.join(60)
+    r = result.get("r")
+    t.ok(r is not None and r.status == 200, "the request in flight at SIGTERM is answered",
+         r and (r.status, r.body[:200]))
+    if r is not None and r.files:
+        check_mask(r.files["result.nii.gz"], "in flight at SIGTERM")
+    t.eq(code, 0, "lumen serve exits 0 after SIGTERM")
+    try:
+        S.request_py(port, "GET", "/healthz", timeout=5)
+        refused = False
+    except OSError:
+        refused = True
+    t.ok(refused, "no connections after shutdown")
+    fx.cleanup()
+    t.done()
+
+
+if __name__ == "__main__":
+    main()
