@@ -314,7 +314,7 @@ MAP.AddExtremePointsChannel = function(ctx, args, at)
   ctx:line(("-- %s AddExtremePointsChannel: the points of params.points, mapped onto %s's grid")
            :format(at, f))
   -- the options are written out here: points is an expression, not a value
-  ctx:line(("%s = swap(%s, AddExtremePointsChannel(%s, {points = lumen.aiaa.map_points(points, img, %s), sigma = %s, rescale_min = %s, rescale_max = %s}))")
+  ctx:line(("%s = swap(%s, AddExtremePointsChannel(%s, {points = lumen.aiaa.map_points(points, img, %s), sigma = {%s}, rescale_min = %s, rescale_max = %s}))")
            :format(v, v, v, v, num(sigma),
                    num(type(args.rescale_min) == "number" and args.rescale_min or -1.0),
                    num(type(args.rescale_max) == "number" and args.rescale_max or 1.0)))
@@ -539,7 +539,7 @@ function lumen.aiaa_pipeline_source(config, opts)
     if kind == "annotation" and not ctx.points_added then
       ctx:line("-- the points channel (not among the config's pre_transforms: added, as Clara's")
       ctx:line("-- DEXTR3D engine does)")
-      ctx:line(("%s = swap(%s, AddExtremePointsChannel(%s, {points = lumen.aiaa.map_points(points, img, %s), sigma = SIGMA, rescale_min = -1.0, rescale_max = 1.0}))")
+      ctx:line(("%s = swap(%s, AddExtremePointsChannel(%s, {points = lumen.aiaa.map_points(points, img, %s), sigma = {SIGMA}, rescale_min = -1.0, rescale_max = 1.0}))")
                :format(x, x, x, x))
     elseif kind == "deepgrow" then
       ctx:line("-- the guidance channels: foreground, then background clicks (Gaussians scaled to 0..1)")
@@ -767,28 +767,28 @@ end
 -- spatial axis the voxel with the smallest and the largest coordinate, the
 -- first in C order on ties (MONAI get_extreme_points without randomness),
 -- as voxel indices of `ref` (default: the label's own grid).  {} when the
--- label is empty.  Uses the ExtremePoints op where it is registered.
-function aiaa.extreme_points(label, ref)
+-- label is empty.  Uses the ExtremePoints op where it is registered (and
+-- `how` is not "lua"), else the same rule from the foreground's bounding
+-- box (CropForeground) and the first foreground voxel of each of its faces.
+function aiaa.extreme_points(label, ref, how)
   local pts = {}
   local sp = spatial_shape(label)
   local lead = #label:shape() - #sp
-  if lumen.ExtremePoints then
+  if lumen.ExtremePoints and how ~= "lua" then
     local ok, t = pcall(lumen.ExtremePoints, label)
-    if ok then
-      local vals, shape = t:values(), t:shape()
-      t:free()
-      local n = shape[#shape]
-      for i = 0, shape[1] - 1 do
-        local p = {}
-        for d = 1, n do p[d] = math.tointeger(vals[i * n + d]) end
-        pts[#pts + 1] = p
-      end
-      return ref and aiaa.map_points(pts, label, ref) or pts
-    elseif not tostring(t):find("empty") then
+    if not ok then
+      if tostring(t):find("no foreground voxel", 1, true) then return {} end
       error(t, 0)
-    else
-      return {}
     end
+    local vals, shape = t:values(), t:shape()
+    t:free()
+    local n = shape[#shape]
+    for i = 0, shape[1] - 1 do
+      local p = {}
+      for d = 1, n do p[d] = math.tointeger(vals[i * n + d]) end
+      pts[#pts + 1] = p
+    end
+    return ref and aiaa.map_points(pts, label, ref) or pts
   end
   local crop, res = lumen.CropForeground(label)
   crop:free()
@@ -921,7 +921,7 @@ function aiaa.add_guidance(x, points, img, sigma)
     img = x
   end
   return lumen.AddExtremePointsChannel(x, {points = aiaa.map_points(points, img, x),
-                                           sigma = sigma, rescale_min = 0.0, rescale_max = top})
+                                           sigma = {sigma}, rescale_min = 0.0, rescale_max = top})
 end
 
 -- ---- AIAA packages -------------------------------------------------------------------
@@ -990,7 +990,8 @@ function lumen.load_aiaa_package(path, opts)
   if lumen.fs.stat(cfg_path) ~= "file" then error(cfg_path .. ": no such file", 2) end
   local cfg, where = load_config(cfg_path, {})
   local source = lumen.aiaa_pipeline_source(cfg, {source = where})
-  local chunk, err = load(source, "=" .. cfg_path .. " (generated pipeline)", "t")
+  -- the chunk name (at most 60 characters in messages) names the config
+  local chunk, err = load(source, "=" .. (dir:match("([^/]+)$") or dir) .. "/config_aiaa.json", "t")
   if not chunk then error(err, 2) end
   local model, owns = opts.model, false
   if not model then

@@ -329,7 +329,8 @@ tap.test("extreme points: min and max along each axis, first in C order", functi
     end
   end
   t:ok(n > 10, "the spleen has voxels")
-  t:same(lumen.aiaa.extreme_points(mask), brute_extremes(mask))
+  t:same(lumen.aiaa.extreme_points(mask, nil, "lua"), brute_extremes(mask))
+  if lumen.ExtremePoints then t:same(lumen.aiaa.extreme_points(mask), brute_extremes(mask)) end
   -- mapped onto a grid of half the spacing: the same world positions
   local fine <close> = ScaleByResolution(mask, {pixdim = {5, 5, 5}, is_label = true})
   local pts = lumen.aiaa.extreme_points(mask, fine)
@@ -338,6 +339,7 @@ tap.test("extreme points: min and max along each axis, first in C order", functi
   end
   local empty <close> = lumen.zeros({1, 4, 4, 4}, "uint8")
   t:same(lumen.aiaa.extreme_points(empty), {})
+  t:same(lumen.aiaa.extreme_points(empty, nil, "lua"), {})
 end)
 
 tap.test("annotation: points in, a mask of the full image out, nothing outside the crop", function(t)
@@ -353,7 +355,7 @@ tap.test("annotation: points in, a mask of the full image out, nothing outside t
   t:eq(pkg.metadata.sigma, 2)
   t:eq(pkg.metadata.version, "3")
   t:ok(has(pkg.source, "lumen.aiaa.crop_to_roi(image, points, PADDING, ROI, opts.crop)"))
-  t:ok(has(pkg.source, "AddExtremePointsChannel(image, {points = lumen.aiaa.map_points(points, img, image), sigma = 2"))
+  t:ok(has(pkg.source, "AddExtremePointsChannel(image, {points = lumen.aiaa.map_points(points, img, image), sigma = {2}"))
 
   local img <close> = Phantom{shape = {64, 56, 40}, spacing = {3, 3, 3}, noise = 0}
   -- six points around the spleen (voxel indices of img)
