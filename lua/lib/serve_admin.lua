@@ -193,8 +193,9 @@ local function config_file(dir)
 end
 
 -- The package inside an extracted archive: its top, or the one folder at its
--- top (macOS's __MACOSX and dot files aside).
-local function find_package_root(dir)
+-- top (macOS's __MACOSX and dot files aside).  any: the folder need not hold
+-- a config (the upload brings it).
+local function find_package_root(dir, any)
   if package_kind(dir) then return dir end
   local names = lumen.fs.list(dir) or {}
   local visible = {}
@@ -202,10 +203,10 @@ local function find_package_root(dir)
     if n ~= "__MACOSX" and n:sub(1, 1) ~= "." then visible[#visible + 1] = n end
   end
   if #visible == 1 and lumen.fs.stat(dir .. "/" .. visible[1]) == "dir"
-     and package_kind(dir .. "/" .. visible[1]) then
+     and (any or package_kind(dir .. "/" .. visible[1])) then
     return dir .. "/" .. visible[1]
   end
-  return nil
+  return any and dir or nil
 end
 
 -- A config must be a JSON object; a lumen package's metadata.json may only
@@ -353,8 +354,7 @@ local function build_upload(req, app, name, stage)
       refuse(code == "LM_EINVAL" and 400 or 500, (err:gsub("^archive [^:]*: ", function() return shown end)))
     end
     stats = r
-    root = config and (find_package_root(stage .. "/x") or stage .. "/x")
-                  or find_package_root(stage .. "/x")
+    root = find_package_root(stage .. "/x", config ~= nil)
     if not root then
       refuse(400, "the archive holds no model package: no metadata.json or config_aiaa.json "
                   .. "at its top or in its one top-level folder")

@@ -1,5 +1,5 @@
--- lumen.extract_archive on archives written by this test (a tar and a zip
--- writer below, so the hostile entries are exactly what the test says):
+-- lumen.extract_archive on archives written by this test (archive_writer.lua,
+-- so the hostile entries are exactly what the test says):
 -- good archives extract whole; hostile ones (absolute paths, '..', links,
 -- devices, duplicates, too big, too many) are refused with the archive and
 -- the entry named, and leave nothing behind, inside or outside the
@@ -8,69 +8,8 @@ local dir = arg[0]:match("^(.*/)") or "./"
 local tap = dofile(dir .. "tap.lua")
 local test = tap.test
 
--- tar (ustar) --------------------------------------------------------------
-
-local function octal(n, width)
-  return ("%0" .. (width - 1) .. "o"):format(n) .. "\0"
-end
-
--- One entry: {name, data = "", type = "0" (file) | "5" (dir) | "2" (symlink)
--- | "1" (hard link) | "3" (char device) | "6" (fifo), link = "", size = #data}.
-local function tar_entry(e)
-  local data = e.data or ""
-  local name, prefix = e.name, ""
-  if #name > 100 then prefix, name = name:match("^(.*)/([^/]*)$") end
-  local function field(s, n) return s .. ("\0"):rep(n - #s) end
-  local h = field(name, 100) .. octal(e.mode or 420, 8) .. octal(0, 8) .. octal(0, 8)
-      .. octal(e.size or #data, 12) .. octal(0, 12) .. "        " .. (e.type or "0")
-      .. field(e.link or "", 100) .. "ustar\0" .. "00" .. field("", 32) .. field("", 32)
-      .. octal(0, 8) .. octal(0, 8) .. field(prefix, 155) .. field("", 12)
-  assert(#h == 512)
-  local sum = 0
-  for i = 1, 512 do sum = sum + h:byte(i) end
-  h = h:sub(1, 148) .. ("%06o\0 "):format(sum) .. h:sub(157)
-  return h .. data .. ("\0"):rep((512 - #data % 512) % 512)
-end
-
-local function tar(entries)
-  local parts = {}
-  for i, e in ipairs(entries) do parts[i] = tar_entry(e) end
-  return table.concat(parts) .. ("\0"):rep(1024)
-end
-
--- zip (stored entries) -------------------------------------------------------
-
-local crc_table = {}
-for i = 0, 255 do
-  local c = i
-  for _ = 1, 8 do c = (c & 1) ~= 0 and (0xEDB88320 ~ (c >> 1)) or (c >> 1) end
-  crc_table[i] = c
-end
-local function crc32(s)
-  local c = 0xFFFFFFFF
-  for i = 1, #s do c = crc_table[(c ~ s:byte(i)) & 0xFF] ~ (c >> 8) end
-  return c ~ 0xFFFFFFFF
-end
-
--- Entries {name, data, mode = Unix mode (0xA1FF for a symlink)}.
-local function zip(entries)
-  local out, central, offset = {}, {}, 0
-  for _, e in ipairs(entries) do
-    local data = e.data or ""
-    local crc = crc32(data)
-    local lh = string.pack("<I4I2I2I2I2I2I4I4I4I2I2", 0x04034b50, 20, 0, 0, 0, 0x21, crc,
-                           #data, #data, #e.name, 0) .. e.name
-    out[#out + 1] = lh .. data
-    -- Made by Unix (3), so the high half of the external attributes is the mode.
-    central[#central + 1] = string.pack("<I4I2I2I2I2I2I2I4I4I4I2I2I2I2I2I4I4", 0x02014b50,
-        (3 << 8) | 20, 20, 0, 0, 0, 0x21, crc, #data, #data, #e.name, 0, 0, 0, 0,
-        (e.mode or 0x81A4) << 16, offset) .. e.name
-    offset = offset + #lh + #data
-  end
-  local cd = table.concat(central)
-  return table.concat(out) .. cd .. string.pack("<I4I2I2I2I2I4I4I2", 0x06054b50, 0, 0,
-                                                #entries, #entries, #cd, offset, 0)
-end
+local W = dofile(dir .. "archive_writer.lua")
+local tar, zip = W.tar, W.zip
 
 -- helpers --------------------------------------------------------------------
 
@@ -254,6 +193,24 @@ test("fs.mkdtemp and fs.remove_tree", function(t)
   t:eq(none, nil)
   t:ok(err:find("/nonexistent%-folder/x%-XXXXXX"), err)
   t:raises("refusing to remove the root", lumen.fs.remove_tree, "/")
+end)
+
+test("fs.exchange swaps two folders", function(t)
+  local d, closer = scratch(t)
+  local _ <close> = closer
+  assert(lumen.fs.mkdir(d .. "/a"))
+  assert(lumen.fs.mkdir(d .. "/b"))
+  write(d .. "/a/f", "from a")
+  write(d .. "/b/f", "from b")
+  local ok, err, code = lumen.fs.exchange(d .. "/a", d .. "/b")
+  if not ok and code == "LM_ENOTSUP" then t:skip("no RENAME_EXCHANGE on this file system") end
+  t:ok(ok, err)
+  t:eq(read(d .. "/a/f"), "from b")
+  t:eq(read(d .. "/b/f"), "from a")
+  local none, err2, code2 = lumen.fs.exchange(d .. "/a", d .. "/missing")
+  t:eq(none, nil)
+  t:eq(code2, "LM_ENOENT")
+  t:ok(err2:find("missing", 1, true), err2)
 end)
 
 tap.run()
