@@ -521,6 +521,7 @@ function lumen.aiaa_pipeline_source(config, opts)
                :format(v, v, v))
       if dims == "2D" then
         ctx:line("local slice = lumen.aiaa.current_slice(params, img)")
+        ctx:line("fg, bg = lumen.aiaa.on_slice(fg, slice, \"foreground\"), lumen.aiaa.on_slice(bg, slice)")
         ctx:line(("%s = swap(%s, lumen.aiaa.crop_to_roi(%s, fg, PADDING, ROI, opts.crop, bg, slice))")
                  :format(v, v, v))
       else
@@ -909,6 +910,19 @@ function aiaa.current_slice(params, img)
   end
   local fg = aiaa.points(params.foreground, img, "foreground")
   return fg[#fg][3]
+end
+
+-- The clicks on slice z (2-D deepgrow uses only those); `name` given: at
+-- least one is required.
+function aiaa.on_slice(points, z, name)
+  local out = {}
+  for _, p in ipairs(points) do
+    if p[3] == z then out[#out + 1] = p end
+  end
+  if name and #out == 0 then
+    error(("params.%s: no click on the slice of current_point (z = %d)"):format(name, z), 0)
+  end
+  return out
 end
 
 -- One guidance channel: Gaussians (sigma) at the points mapped onto x's

@@ -391,4 +391,99 @@ tap.test("annotation: points in, a mask of the full image out, nothing outside t
   t:raises("outside the image", pkg.infer, img, {params = {points = {{64, 0, 0}}}})
 end)
 
+-- Deepgrow networks: (image, foreground, background) -> class 1 where
+-- foreground - background guidance > 0.25 (1x1 convolutions, 3-D and 2-D).
+local function deepgrow_graph(dims)
+  local spatial = dims == 3 and "-1, -1, -1" or "-1, -1"
+  local k = dims == 3 and "1, 1, 1" or "1, 1"
+  return ([[
+{"name": "dg", "opset": 17,
+ "inputs": [{"name": "x", "shape": [1, 3, %s], "dtype": "float32"}],
+ "outputs": ["y"],
+ "nodes": [{"op": "Conv", "name": "conv", "inputs": ["x", "w", "b"], "outputs": ["y"],
+            "attrs": {"kernel_shape": [%s]}}],
+ "weights": [{"name": "w", "dtype": "float32", "shape": [2, 3, %s], "data": [0, 0, 0, 0, 1, -1]},
+             {"name": "b", "dtype": "float32", "shape": [2], "data": [0, -0.25]}]}
+]]):format(spatial, k, k)
+end
+
+local function deepgrow_config(dims)
+  return ([[
+{ "version": "3", "type": "deepgrow", "labels": [], "description": "deepgrow test",
+  "padding": 9, "roi": %s, "sigma": 2,
+  "pre_transforms": [
+    {"name": "ConvertToChannelsFirst", "args": {"fields": "image"}},
+    {"name": "ScaleIntensityRange", "args": {"fields": "image", "a_min": -57, "a_max": 164, "b_min": 0.0, "b_max": 1.0, "clip": true}}],
+  "inference": {"image": "image", "additional_info": {"deepgrow": "%s"}},
+  "post_transforms": [{"name": "ArgmaxAcrossChannels", "args": {"fields": "model"}}],
+  "writer": {"name": "WriteNifti", "args": {"field": "model", "dtype": "uint8"}}}
+]]):format(dims == 3 and "[24, 24, 24]" or "[32, 32]", dims == 3 and "3D" or "2D")
+end
+
+-- Voxels set outside box ({{x0, x1}, ...}, end exclusive), and inside it.
+local function outside_inside(mask, box)
+  local sh, vals = mask:shape(), mask:values()
+  local out, inn, k = 0, 0, 0
+  for x = 0, sh[2] - 1 do
+    for y = 0, sh[3] - 1 do
+      for z = 0, sh[4] - 1 do
+        k = k + 1
+        if vals[k] ~= 0 then
+          if x >= box[1][1] and x < box[1][2] and y >= box[2][1] and y < box[2][2]
+             and z >= box[3][1] and z < box[3][2] then
+            inn = inn + 1
+          else
+            out = out + 1
+          end
+        end
+      end
+    end
+  end
+  return out, inn
+end
+
+tap.test("deepgrow 3D: clicks in, a mask in the crop it reports", function(t)
+  if not lumen.AddExtremePointsChannel then t:skip("the op AddExtremePointsChannel is not registered") end
+  local net <close> = lumen.load_graph(deepgrow_graph(3), "/tmp")
+  local pipe = load(lumen.aiaa_pipeline_source(lumen.json_decode(deepgrow_config(3))), "=dg3")(nil, net)
+  local img <close> = Phantom{shape = {64, 56, 40}, spacing = {3, 3, 3}, noise = 0}
+  local mask <close>, params = pipe.infer(img, {params = {
+    foreground = {{30, 10, 20}, {34, 12, 24}}, background = {{40, 14, 20}}}})
+  t:same(mask:shape(), {1, 64, 56, 40})
+  -- 9 mm = 3 voxels around the clicks' box, end exclusive
+  t:same(params.crop, {{27, 44}, {7, 18}, {17, 28}})
+  local out, inn = outside_inside(mask, params.crop)
+  t:eq(out, 0, "voxels set outside the crop")
+  t:ok(inn > 0)
+  t:eq(mask:get(0, 30, 10, 20), 1, "at a foreground click")
+  t:eq(mask:get(0, 40, 14, 20), 0, "at the background click")
+  -- no background clicks: a zero background channel
+  local m2 <close>, p2 = pipe.infer(img, {params = {foreground = {{30, 10, 20}}, background = {}}})
+  t:same(p2.crop, {{27, 34}, {7, 14}, {17, 24}})
+  t:eq(m2:get(0, 30, 10, 20), 1)
+  t:raises("params.foreground: missing", pipe.infer, img, {params = {background = {{1, 1, 1}}}})
+end)
+
+tap.test("deepgrow 2D: the slice of current_point, given as [x,y,z] or [[x,y,z]]", function(t)
+  if not lumen.AddExtremePointsChannel then t:skip("the op AddExtremePointsChannel is not registered") end
+  local net <close> = lumen.load_graph(deepgrow_graph(2), "/tmp")
+  local pipe = load(lumen.aiaa_pipeline_source(lumen.json_decode(deepgrow_config(2))), "=dg2")(nil, net)
+  local img <close> = Phantom{shape = {64, 56, 40}, spacing = {3, 3, 3}, noise = 0}
+  local fg, bg = {{30, 10, 20}, {34, 12, 20}, {31, 11, 25}}, {{40, 14, 20}}
+  local a <close>, pa = pipe.infer(img, {params = {foreground = fg, background = bg,
+                                                   current_point = {{34, 12, 20}}}})
+  local b <close>, pb = pipe.infer(img, {params = {foreground = fg, background = bg,
+                                                   current_point = {34, 12, 20}}})
+  t:same(pa.crop, {{27, 44}, {7, 18}, {20, 21}}, "the click on slice 25 is not used")
+  t:same(pb, pa)
+  t:eq((count_diff(a, b)), 0)
+  local out, inn = outside_inside(a, pa.crop)
+  t:eq(out, 0, "voxels set outside the slice's crop")
+  t:ok(inn > 0)
+  t:eq(a:get(0, 30, 10, 20), 1)
+  t:eq(a:get(0, 40, 14, 20), 0)
+  t:raises("no click on the slice", pipe.infer, img, {params = {foreground = {{30, 10, 20}},
+                                                                 current_point = {30, 10, 21}}})
+end)
+
 tap.run()
