@@ -138,8 +138,8 @@ end
 local LOADERS = {gzip = "LoadNifti", nifti = "LoadNifti", nrrd = "LoadNrrd", npy = "LoadNpy"}
 
 -- Load an uploaded file part.  -> tensor, or nil, 4xx reply.  A 3-D image
--- (X, Y, Z) is what every endpoint takes.
-local function load_upload(part)
+-- (X, Y, Z) is what every endpoint takes (allow_2d: or a 2-D one).
+local function load_upload(part, allow_2d)
   local kind = sniff(part.path)
   if not kind then
     return nil, fail(400, ("upload '%s' is not a NIfTI, NRRD or NumPy image")
@@ -152,10 +152,11 @@ local function load_upload(part)
     local msg = tostring(img):gsub(escaped, ((part.filename or "upload"):gsub("%%", "%%%%")))
     return nil, fail(400, ("cannot read the uploaded image: %s"):format(msg))
   end
-  if img:ndim() ~= 3 then
+  if img:ndim() ~= 3 and not (allow_2d and img:ndim() == 2) then
     local shape = table.concat(img:shape(), "x")
     img:free()
-    return nil, fail(400, ("the image must be 3-D (X, Y, Z); got shape %s"):format(shape))
+    return nil, fail(400, ("the image must be %s; got shape %s")
+                          :format(allow_2d and "2-D or 3-D" or "3-D (X, Y, Z)", shape))
   end
   return img
 end
@@ -333,13 +334,11 @@ local function extreme_points(labels)
   local shape, values = pts:shape(), pts:values()
   pts:free()
   local n, d = shape[1], shape[2]
-  local off = #labels:shape() - d  -- a leading channel axis is not a point coordinate
   local out = {}
   for i = 0, n - 1 do
     local p = {}
-    for j = 1, d do
-      if j > off then p[#p + 1] = math.tointeger(values[i * d + j]) end
-    end
+    -- the last three coordinates are (x, y, z); a leading channel is not
+    for j = math.max(1, d - 2), d do p[#p + 1] = math.tointeger(values[i * d + j]) end
     out[#out + 1] = p
   end
   return out
@@ -402,6 +401,85 @@ local function run_inference(req, app, endpoint, model_name, opts)
   return reply(out, bytes, filename, output)
 end
 S.run_inference = run_inference
+
+---------------------------------------------------------------------------
+-- Polygons (aiaa-api.md 1.5): the MaskToPolygon and FixPolygon ops.
+
+-- The results table of an op with no tensor output (or after them).
+local function op_results(...)
+  for i = 1, select("#", ...) do
+    local v = select(i, ...)
+    if type(v) == "table" and not lumen.istensor(v) then return v end
+  end
+  return {}
+end
+
+local function int_param(params, key, default)
+  local v = params[key]
+  if v == nil then return default end
+  if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) then
+    return nil, ("params.%s must be an integer"):format(key)
+  end
+  return math.tointeger(v)
+end
+
+-- POST /v1/mask2polygon: params {"more_points": N} + a mask; a plain JSON
+-- reply, one list of polygons per slice.
+local function mask2polygon(req, app)
+  if type(lumen.MaskToPolygon) ~= "function" then
+    return fail(501, "this build has no MaskToPolygon op")
+  end
+  local params, perr = read_params(req)
+  if not params then return perr end
+  local more, merr = int_param(params, "more_points", 0)
+  if not more or more < 0 then return fail(400, merr or "params.more_points must be >= 0") end
+  local part = image_part(req)
+  if not part then return fail(400, "no mask: send a file part (datapoint or image)") end
+  local slot <close> = app:admit()
+  if not slot then return busy(app) end
+  local mask <close>, ierr = load_upload(part, true)
+  if not mask then return ierr end
+  local res = op_results(lumen.MaskToPolygon(mask, {more_points = more}))
+  return json(200, res.polygons or {})
+end
+
+-- POST /v1/fixpolygon: params {poly, polygon_index, vertex_index,
+-- vertex_offset, propagate_neighbor[, slice_index, propagate_neighbor_3d]}
+-- + the image giving the grid; multipart reply: params {"poly": ...} and the
+-- rasterised mask.
+local function fixpolygon(req, app)
+  if type(lumen.FixPolygon) ~= "function" then
+    return fail(501, "this build has no FixPolygon op")
+  end
+  local params, perr = read_params(req)
+  if not params then return perr end
+  if type(params.poly) ~= "table" then return fail(400, "params.poly must be a list of polygons") end
+  local off = params.vertex_offset
+  if type(off) ~= "table" or #off ~= 2 or type(off[1]) ~= "number" or type(off[2]) ~= "number" then
+    return fail(400, "params.vertex_offset must be [dx, dy]")
+  end
+  local o = {poly = lumen.json_encode(params.poly), vertex_offset = {off[1], off[2]}}
+  for _, k in ipairs{"polygon_index", "vertex_index", "propagate_neighbor", "slice_index",
+                     "propagate_neighbor_3d"} do
+    local v, err = int_param(params, k, nil)
+    if err then return fail(400, err) end
+    o[k] = v
+  end
+  if o.polygon_index == nil or o.vertex_index == nil then
+    return fail(400, "params.polygon_index and params.vertex_index are required")
+  end
+  local part = image_part(req)
+  if not part then return fail(400, "no image: send a file part (datapoint or image)") end
+  local slot <close> = app:admit()
+  if not slot then return busy(app) end
+  local img <close>, ierr = load_upload(part, true)
+  if not img then return ierr end
+  local ok, mask, res = pcall(lumen.FixPolygon, img, o)
+  if not ok then return fail(400, "fixpolygon: " .. tostring(mask)) end
+  local owned <close> = mask
+  local bytes, filename = result_file(app, mask, object{})
+  return reply(object{poly = (res or {}).poly}, bytes, filename, nil)
+end
 
 ---------------------------------------------------------------------------
 -- Sessions (aiaa-api.md 1.5).
@@ -551,6 +629,8 @@ function S.add_aiaa_routes(app)
   app:add_route("POST", "/v1/inference", endpoint("inference"))
   app:add_route("POST", "/v1/dextr3d", endpoint("dextr3d"))
   app:add_route("POST", "/v1/deepgrow", endpoint("deepgrow"))
+  app:add_route("POST", "/v1/mask2polygon", mask2polygon)
+  app:add_route("POST", "/v1/fixpolygon", fixpolygon)
   app:add_route("PUT", "/session", put_session)
   app:add_route("POST", "/session", put_session)
   app:add_route("GET", "/session/:id", get_session)
