@@ -28,9 +28,10 @@
 -- Safety of uploads.  Names: 1 to 64 of A-Z a-z 0-9 _ . - with no leading dot
 -- (400 otherwise), so a name is a plain folder name.  Archives go through
 -- lumen.extract_archive (lua/src/archive.c: no absolute paths, no '..', no
--- links, no devices, at most app.admin_max_bytes extracted bytes, default
--- 2 GiB, and app.admin_max_files entries, default 10000); the upload itself
--- is bounded by the transport's max_body.  Everything is built in a staging
+-- links, no devices, at most app.admin_max_bytes extracted bytes, else
+-- $LUMEN_ADMIN_MAX_BYTES, else 2 GiB, and app.admin_max_files entries, else
+-- $LUMEN_ADMIN_MAX_FILES, else 10000).  An uploaded file over that many bytes
+-- is refused too (413); the transport's max_body bounds what arrives at all.  Everything is built in a staging
 -- folder MODELS/.upload-XXXXXX (the server skips dot folders), loaded once
 -- there to prove it loads, then swapped with MODELS/name in one rename
 -- (renameat2 RENAME_EXCHANGE) and installed; if installing fails the old
@@ -318,8 +319,18 @@ local function admit(req, app, name)
   return nil
 end
 
+-- app.<field>, else the environment variable, else the default (values that
+-- are not non-negative integers are ignored).
+local function limit(value, env, default)
+  local function count(v)
+    local n = v ~= nil and math.tointeger(tonumber(v)) or nil
+    return n and n >= 0 and n or nil
+  end
+  return count(value) or count(os.getenv(env)) or default
+end
+
 local function max_bytes(app)
-  return math.tointeger(app.admin_max_bytes) or DEFAULT_MAX_BYTES
+  return limit(app.admin_max_bytes, "LUMEN_ADMIN_MAX_BYTES", DEFAULT_MAX_BYTES)
 end
 
 -- The `config` part: a file part (curl -F config=@config_aiaa.json) or a
@@ -347,7 +358,8 @@ local function build_upload(req, app, name, stage)
   local stats = {files = 0, bytes = 0}
   if is_archive(data.path) then
     local r, err, code = lumen.extract_archive(data.path, stage .. "/x",
-        {max_bytes = max_bytes(app), max_files = math.tointeger(app.admin_max_files) or DEFAULT_MAX_FILES})
+        {max_bytes = max_bytes(app),
+         max_files = limit(app.admin_max_files, "LUMEN_ADMIN_MAX_FILES", DEFAULT_MAX_FILES)})
     if not r then
       -- The message names the upload's temporary file: name the client's file.
       local shown = "archive '" .. tostring(data.filename or "data") .. "': "
