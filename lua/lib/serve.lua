@@ -498,8 +498,12 @@ function App:handle(req)
     route = "other"
   else
     local ok, r = pcall(fn, req, self, table.unpack(caps))
-    if not ok then
-      local msg = type(r) == "table" and tostring(r) or tostring(r)
+    if not ok and type(req.gone) == "function" and req.gone() then
+      -- the client went away and the transport cancelled us: nobody reads
+      -- this reply; the access log says 499 as nginx does
+      resp = S.fail(499, "client closed the request")
+    elseif not ok then
+      local msg = tostring(r)
       self:log{level = "error", msg = "handler failed", method = method, path = path, error = msg}
       resp = S.fail(500, msg)
     elseif type(r) ~= "table" then
