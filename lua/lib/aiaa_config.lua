@@ -621,7 +621,7 @@ end
 function lumen.aiaa_convert(path)
   local ok, text = pcall(lumen.aiaa_pipeline_source, path)
   if not ok then return nil, tostring(text) end
-  return text
+  return (text:gsub("\n$", ""))  -- the command prints a newline after it
 end
 
 -- ---- helpers the generated pipelines call ----------------------------------------
