@@ -136,6 +136,8 @@ void lml_fs_tree_open(lua_State *L, int module_idx);
 int lml_remove_tree(const char *path);
 /* archive.c: lumen.extract_archive (zip and tar, extracted safely). */
 void lml_archive_open(lua_State *L, int module_idx);
+/* http_lua.c: lumen.http_serve (after lml_sched_open: it uses lumen.sleep). */
+void lml_http_open(lua_State *L, int module_idx);
 
 /* json.c: lumen.json_decode / json_encode / json_null, and the decoder
 ** used for LM_VALUE_JSON results. */

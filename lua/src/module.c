@@ -160,6 +160,7 @@ int luaopen_lumen(lua_State *L)
   lml_fs_tree_open(L, m);
   lml_archive_open(L, m);
   lml_json_open(L, m);
+  lml_http_open(L, m);
   load_prelude(L, m);
   return 1;
 }
