@@ -47,8 +47,10 @@ void pg_emit(jt_buf *b, const pg_set *set, bool per_slice);
 
 /* Set to 1 the pixels of one slice covered by its polygons (their union):
  * the pixels whose centre (x, y) lies inside a polygon by the even-odd
- * rule, plus the pixels of every edge drawn as an 8-connected Bresenham
- * line (so a one-vertex polygon is its pixel and a two-vertex one a line).
+ * rule, plus the pixels of every edge drawn as an 8-connected line (one
+ * pixel per step along the major axis, the other coordinate rounded to
+ * nearest, halves up), so a one-vertex polygon is its pixel and a
+ * two-vertex one a line.
  * Pixel (x, y) is mask[y * row_stride + x * col_stride]; rows < h, cols <
  * w; what falls outside is clipped.  Returns false when out of memory. */
 bool pg_fill(const pg_slice *s, uint8_t *mask, int64_t w, int64_t h,
