@@ -632,7 +632,7 @@ function lumen.serve(opts)
   end
   app:log{msg = "shutting down: requests in flight finish, new ones are refused"}
   app:close()
-  while (app.server.inflight or 0) > 0 do lumen.sleep(0.05) end
+  app.server:wait() -- the requests in flight are answered, the daemon stopped
   app:free()
   app:log{msg = "stopped"}
   return app
