@@ -957,6 +957,14 @@ int lm_http_server_inflight(const lm_http_server *srv)
   return srv->inflight;
 }
 
+int lm_http_server_connections(const lm_http_server *srv)
+{
+  if (!srv->daemon) return 0;
+  const union MHD_DaemonInfo *di =
+      MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+  return di ? (int)di->num_connections : 0;
+}
+
 int lm_http_server_add_fd(lm_http_server *srv, int fd, const struct sockaddr *addr,
                           size_t addrlen)
 {

@@ -116,6 +116,9 @@ int lm_http_server_port(const lm_http_server *srv);
 /* Requests handed to on_request and not yet answered or aborted. */
 int lm_http_server_inflight(const lm_http_server *srv);
 
+/* Connections MHD holds open (0 once stopped). */
+int lm_http_server_connections(const lm_http_server *srv);
+
 /* Serve one more connection on the connected socket `fd` (taken over: the
 ** server closes it).  `addr` is the peer's address as accept() gives it.
 ** Used with no_listen, by tests and the fuzz harness. */

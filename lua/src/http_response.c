@@ -505,9 +505,14 @@ struct MHD_Response *lm_http_response_to_mhd(lm_http_response *r, bool close_con
     m = parts_to_mhd(r, boundary);
     break;
   default:
-    m = MHD_create_response_from_buffer(r->body_len, r->body ? r->body : (char *)"",
-                                        MHD_RESPMEM_MUST_FREE);
-    if (m) r->body = NULL;
+    /* An empty body has no buffer to hand over (MHD may not free one of
+    ** size 0); a static "" is never freed. */
+    if (r->body_len == 0) {
+      m = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    } else {
+      m = MHD_create_response_from_buffer_with_free_callback(r->body_len, r->body, free);
+      if (m) r->body = NULL;
+    }
     break;
   }
   if (!m) return NULL;

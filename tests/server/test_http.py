@@ -26,6 +26,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY_BOUNDARY = "----------lImIt_of_THE_fIle_eW_$"
 CPP_BOUNDARY = "MIME_boundary_0123456789ABCDEF"
+# Seconds a reply may take (raised for runs under valgrind).
+IO_TIMEOUT = float(os.environ.get("LUMEN_HTTP_TEST_TIMEOUT", "10"))
 
 count = 0
 failed = 0
@@ -60,7 +62,7 @@ def multipart(boundary, fields, files):
     return b"\r\n".join(out)
 
 
-def raw_request(port, data, host="127.0.0.1", read_all=True, timeout=10):
+def raw_request(port, data, host="127.0.0.1", read_all=True, timeout=IO_TIMEOUT):
     s = socket.create_connection((host, port), timeout=timeout)
     s.sendall(data)
     chunks = []
@@ -85,7 +87,7 @@ def split_response(raw):
 
 
 def request(port, method, path, body=None, headers=None, host="127.0.0.1"):
-    c = http.client.HTTPConnection(host, port, timeout=10)
+    c = http.client.HTTPConnection(host, port, timeout=IO_TIMEOUT)
     c.request(method, path, body=body, headers=headers or {})
     r = c.getresponse()
     data = r.read()
@@ -171,7 +173,7 @@ def run(port, tport, proc, upload_dir):
 
     # Expect: 100-continue (curl does it for bodies over 1 KiB).
     data = multipart(PY_BOUNDARY, {"params": "{}"}, {"datapoint": ("a.bin", b"x" * 5000)})
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
     s.sendall((f"POST /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\n"
                f"Content-Type: multipart/form-data; boundary={PY_BOUNDARY}\r\n"
                f"Content-Length: {len(data)}\r\n\r\n").encode())
@@ -255,7 +257,7 @@ def run(port, tport, proc, upload_dir):
 
     # A client that goes away while its handler sleeps: the handler's
     # coroutine is cancelled, the server keeps serving.
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
     s.sendall(b"GET /sleep?s=5 HTTP/1.1\r\nHost: x\r\n\r\n")
     time.sleep(0.3)
     s.close()
@@ -324,7 +326,7 @@ def run(port, tport, proc, upload_dir):
     t.join()
     ok(slow.get("r", (0,))[0] == 200, "after close(): the request in flight finished", slow)
     try:
-        rc = proc.wait(timeout=5)
+        rc = proc.wait(timeout=max(5, IO_TIMEOUT))
         out = proc.stdout.read()
     except subprocess.TimeoutExpired:
         rc, out = None, ""
