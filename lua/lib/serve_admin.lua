@@ -256,7 +256,7 @@ end
 -- old folder ends up.
 local function put_in_place(app, name, newdir, stage)
   local final = app.models_dir .. "/" .. name
-  local previous = lumen.fs.stat(final) ~= nil or os.rename(final, final) ~= nil
+  local previous = lumen.fs.lstat(final) ~= nil
   local swapped
   if previous then
     local ok, err, code = lumen.fs.exchange(newdir, final)
@@ -434,6 +434,12 @@ local function patch_model(req, app, name)
   if deny then return deny end
   local entry = app:entry(name)
   if not entry then return fail(404, ("no model '%s'"):format(name)) end
+  -- A linked folder is someone else's (a shared store, a source tree):
+  -- PATCH edits only folders the repository holds.
+  if lumen.fs.lstat(entry.dir) == "link" or lumen.fs.lstat(app.models_dir .. "/" .. name) == "link" then
+    return fail(409, ("the folder of model '%s' is a link: PATCH edits only folders inside the "
+                      .. "repository (PUT the package to make one)"):format(name))
+  end
   return with_lock(app, name, function()
     local dir = entry.dir
     local cfg = config_file(dir)
@@ -463,8 +469,7 @@ local function delete_model(req, app, name)
   if deny then return deny end
   local final = app.models_dir .. "/" .. name
   local entry = app:entry(name)
-  -- os.rename(x, x) also sees a link whose target is gone.
-  local on_disk = lumen.fs.stat(final) ~= nil or os.rename(final, final) ~= nil
+  local on_disk = lumen.fs.lstat(final) ~= nil
   if not entry and not on_disk then return fail(404, ("no model '%s'"):format(name)) end
   return with_lock(app, name, function()
     if entry then app:remove(name) end

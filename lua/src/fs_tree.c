@@ -1,9 +1,9 @@
 /*
 ** Folder trees for staging uploads (the admin API of `lumen serve` builds a
 ** model folder beside the repository's folders, then renames it in place):
-** lumen.fs.mkdtemp(prefix), lumen.fs.remove_tree(path) and
-** lumen.fs.exchange(a, b), added to the lumen.fs table of fs.c.  Failures
-** follow lumen.fs: nil, message, code.
+** lumen.fs.mkdtemp(prefix), lumen.fs.remove_tree(path), lumen.fs.exchange(a,
+** b) and lumen.fs.lstat(path), added to the lumen.fs table of fs.c.
+** Failures follow lumen.fs: nil, message, code.
 */
 #include <errno.h>
 #include <fcntl.h> /* AT_FDCWD */
@@ -99,6 +99,24 @@ static int fs_exchange(lua_State *L)
   return 1;
 }
 
+/* lumen.fs.lstat(path) -> "file", "dir", "link", "other" (the path itself,
+** a link not followed), or nil, message, code. */
+static int fs_lstat(lua_State *L)
+{
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  if (lstat(path, &st) != 0) {
+    int err = errno;
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot stat %s: %s", path, strerror(err));
+    lua_pushstring(L, err == ENOENT ? "LM_ENOENT" : "LM_EIO");
+    return 3;
+  }
+  lua_pushstring(L, S_ISLNK(st.st_mode) ? "link" : S_ISDIR(st.st_mode) ? "dir"
+                    : S_ISREG(st.st_mode) ? "file" : "other");
+  return 1;
+}
+
 void lml_fs_tree_open(lua_State *L, int module_idx)
 {
   module_idx = lua_absindex(L, module_idx);
@@ -110,5 +128,7 @@ void lml_fs_tree_open(lua_State *L, int module_idx)
   lua_setfield(L, -2, "mkdtemp");
   lua_pushcfunction(L, fs_exchange);
   lua_setfield(L, -2, "exchange");
+  lua_pushcfunction(L, fs_lstat);
+  lua_setfield(L, -2, "lstat");
   lua_pop(L, 1);
 }

@@ -129,7 +129,7 @@ bool lml_sched_busy(lml_ctx *ctx);
 
 /* fs.c: lumen.fs (list, stat, mkdir, remove) and lumen.clock. */
 void lml_fs_open(lua_State *L, int module_idx);
-/* fs_tree.c: lumen.fs.mkdtemp, remove_tree, exchange (after lml_fs_open). */
+/* fs_tree.c: lumen.fs.mkdtemp, remove_tree, exchange, lstat (after lml_fs_open). */
 void lml_fs_tree_open(lua_State *L, int module_idx);
 /* Remove path and everything below it, never following links; 0 (also
 ** when path does not exist), or -1 with errno set. */
