@@ -98,6 +98,11 @@ routes["/file"] = function(req)
                                 filename = "sent.bin"}}
 end
 
+-- No body at all: an empty reply with Content-Length: 0.
+routes["/empty"] = function(req)
+  return {status = 200}
+end
+
 routes["/error"] = function(req)
   error('handler failed: "quoted"\nsecond line', 0)
 end

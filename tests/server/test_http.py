@@ -222,6 +222,9 @@ def run(port, tport, proc, upload_dir):
        "file reply", h)
     os.unlink(path)
 
+    st, h, body = request(port, "GET", "/empty")
+    ok(st == 200 and body == b"" and h.get("content-length") == "0", "a reply without a body", h)
+
     # Over max_body (4 MiB): refused from Content-Length before the body.
     raw = (f"POST /upload HTTP/1.1\r\nHost: x\r\n"
            f"Content-Type: multipart/form-data; boundary={PY_BOUNDARY}\r\n"
