@@ -9,9 +9,11 @@
 ** coroutine at its current wait (lml_task_interrupt); the reply is then
 ** dropped (gone) or was already sent by the transport (504).
 **
-** The server object is anchored, while it is open, by a "lifetime" task that
-** sleeps until the server has closed: `lumen run` keeps turning the loop for
-** as long as a server is open, and server:wait() is an await on that task.
+** An open server is anchored in the registry, but like any loop handle it
+** does not keep `lumen run` going: a script serves while it waits, with
+** server:wait() (or a loop of its own).  wait() awaits a sleeper task made on
+** demand, which on_closed wakes; if the waiting coroutine is interrupted
+** (Ctrl-C), the sleeper ends too, so nothing is left keeping the loop busy.
 */
 #include <errno.h>
 #include <stdlib.h>
@@ -24,7 +26,7 @@
 #define REQUEST_MT "lumen.http_request"
 
 /* User values of the server box. */
-enum { SV_HANDLER = 1, SV_ON_ERROR, SV_THREAD, SV_LIFE, SV_COUNT = SV_LIFE };
+enum { SV_HANDLER = 1, SV_ON_ERROR, SV_THREAD, SV_LIFE, SV_SLEEP, SV_COUNT = SV_SLEEP };
 /* User values of a request box: its task handle, the server box. */
 enum { RQ_TASK = 1, RQ_SERVER, RQ_COUNT = RQ_SERVER };
 
@@ -36,7 +38,8 @@ typedef struct srv_box {
   int running;          /* handlers whose coroutine has not finished */
   bool closing, closed;
   bool dead;            /* finalized: no more Lua from callbacks */
-  lml_task *life;
+  lml_task *life;       /* the sleeper that wait() awaits, or NULL */
+  int waiting;          /* coroutines inside wait() */
 } srv_box;
 
 typedef struct req_box {
@@ -409,8 +412,8 @@ static int life_k(lua_State *L, int status, lua_KContext k)
   return 0; /* interrupted or not, the server's life is over */
 }
 
-/* The lifetime task: 1 lumen.sleep, 2 the server box.  Sleeps until
-** on_closed interrupts it. */
+/* The sleeper task: 1 lumen.sleep, 2 the server box.  Sleeps until
+** on_closed (or the last interrupted wait) interrupts it. */
 static int server_life(lua_State *L)
 {
   lua_pushvalue(L, 1);
@@ -452,21 +455,36 @@ static int server_close(lua_State *L)
 
 static int wait_k(lua_State *L, int status, lua_KContext k)
 {
-  (void)status;
-  return lua_gettop(L) - (int)k;
+  srv_box *s = lua_touserdata(L, 1);
+  (void)k;
+  s->waiting--;
+  if (status == LUA_OK || status == LUA_YIELD) return 0;
+  /* The waiter was interrupted: a sleeper nobody awaits would keep the
+  ** loop busy for nothing. */
+  if (s->waiting == 0 && s->life && !lml_task_done(s->life))
+    lml_task_interrupt(s->life, "nobody waits");
+  return lua_error(L);
 }
 
 /* server:wait(): until the server has closed (after close()). */
 static int server_wait(lua_State *L)
 {
-  check_server(L);
+  srv_box *s = check_server(L);
   lua_settop(L, 1);
+  if (s->closed) return 0;
+  if (!s->life || lml_task_done(s->life)) {
+    lua_pushcfunction(L, server_life);
+    lua_getiuservalue(L, 1, SV_SLEEP);
+    lua_pushvalue(L, 1);
+    s->life = lml_task_spawn(L, s->ctx, 2);
+    lua_setiuservalue(L, 1, SV_LIFE);
+  }
   lua_getiuservalue(L, 1, SV_LIFE);
-  if (lua_isnil(L, -1)) return 0;
   lua_getfield(L, -1, "await");
   lua_insert(L, -2);
-  lua_callk(L, 1, 0, 1, wait_k);
-  return wait_k(L, LUA_OK, 1);
+  s->waiting++;
+  int st = lua_pcallk(L, 1, 0, 0, 0, wait_k);
+  return wait_k(L, st, 0);
 }
 
 static int server_index(lua_State *L)
@@ -532,7 +550,8 @@ static lua_Integer opt_int_field(lua_State *L, const char *k, lua_Integer def, l
 ** content_type =, filename =}}; a string is a 200 body.  An error gives 500
 ** {"error": "..."}; on_error(message, req) is called first and may return a
 ** reply of its own.  server.port, server.inflight, server.closed,
-** server:close(), server:wait().
+** server:close(), server:wait() (until closed; a script serves while it
+** waits: an open server alone does not keep `lumen run` going).
 */
 static int l_http_serve(lua_State *L)
 {
@@ -588,12 +607,8 @@ static int l_http_serve(lua_State *L)
   /* Reachable from C callbacks through the registry while open. */
   lua_pushvalue(L, sidx);
   lua_rawsetp(L, LUA_REGISTRYINDEX, s);
-  /* The lifetime task: lumen.sleep (upvalue 1) until on_closed. */
-  lua_pushcfunction(L, server_life);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_pushvalue(L, sidx);
-  s->life = lml_task_spawn(L, ctx, 2);
-  lua_setiuservalue(L, sidx, SV_LIFE);
+  lua_pushvalue(L, lua_upvalueindex(1)); /* lumen.sleep, for wait() */
+  lua_setiuservalue(L, sidx, SV_SLEEP);
   lua_pushvalue(L, sidx);
   return 1;
 }
