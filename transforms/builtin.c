@@ -42,6 +42,8 @@
   X(lm_op_add_extreme_points_channel)            \
   X(lm_op_mask_to_polygon)                       \
   X(lm_op_fix_polygon)                           \
+  X(lm_op_load_png)                              \
+  X(lm_op_save_png)                              \
   /* formats, slices, previews */ \
   X(lm_op_split_slices)                         \
   X(lm_op_stack_slices)                         \

@@ -8,15 +8,16 @@
 #include "nifti/nifti_file.h"
 #include "png_write.h"
 
-int png_write_rgb(const char *path, const uint8_t *rgb, uint32_t width, uint32_t height,
-                  char *msg, size_t cap)
+/* Encode pixels of the given libpng format and write them to path. */
+static int png_write_format(const char *path, const uint8_t *rgb, uint32_t width,
+                            uint32_t height, uint32_t format, char *msg, size_t cap)
 {
   png_image img;
   memset(&img, 0, sizeof img);
   img.version = PNG_IMAGE_VERSION;
   img.width = width;
   img.height = height;
-  img.format = PNG_FORMAT_RGB;
+  img.format = format;
   png_alloc_size_t size = 0;
   if (!png_image_write_to_memory(&img, NULL, &size, 0, rgb, 0, NULL)) {
     snprintf(msg, cap, "PNG encoding failed: %s", img.message);
@@ -44,4 +45,16 @@ int png_write_rgb(const char *path, const uint8_t *rgb, uint32_t width, uint32_t
   free(buf);
   if (st < 0) snprintf(msg, cap, "%s", err.msg);
   return st;
+}
+
+int png_write_rgb(const char *path, const uint8_t *rgb, uint32_t width, uint32_t height,
+                  char *msg, size_t cap)
+{
+  return png_write_format(path, rgb, width, height, PNG_FORMAT_RGB, msg, cap);
+}
+
+int png_write_gray(const char *path, const uint8_t *gray, uint32_t width, uint32_t height,
+                   char *msg, size_t cap)
+{
+  return png_write_format(path, gray, width, height, PNG_FORMAT_GRAY, msg, cap);
 }

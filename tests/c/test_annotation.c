@@ -1,7 +1,11 @@
 /* The annotation ops of the AIAA endpoints (transforms/extreme_points*.c,
- * mask_to_polygon.c, fix_polygon.c, polygon.c): hand-checked points, the
- * Gaussian channel against its formula, polygons of drawn masks, the
- * fixpolygon move rule, mask -> polygons -> mask round trips, errors. */
+ * mask_to_polygon.c, fix_polygon.c, polygon.c, png_io.c): hand-checked
+ * points, the Gaussian channel against its formula, polygons of drawn
+ * masks, the fixpolygon move rule, mask -> polygons -> mask round trips,
+ * PNG in and out, errors. */
+#include <png.h>
+#include <unistd.h>
+
 #include "test_transforms_util.h"
 
 /* A (X, Y) uint8 image from rows of text: row r is index i = r, column c
@@ -326,6 +330,63 @@ static void test_fix_polygon_3d(void)
   lm_tensor_release(img);
 }
 
+/* LoadPng / SavePng, as AIAA's 2-D fixpolygon moves its images: the
+ * tensor is (rows, columns), a polygon vertex [x, y] is a PNG pixel. */
+static void test_png(void)
+{
+  char path[] = "/tmp/lumen_test_png_XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  close(fd);
+  static const char *rows[] = {".........", "...###...", "...###...", "........."};
+  lm_tensor *t = drawn(rows, 4);
+  lm_tensor_set(t, (int64_t[]){3, 8}, 300); /* saturates at 255 */
+  lm_params *o = params();
+  lm_params_set_string(o, "path", path);
+  int st;
+  lm_tensor *r = run("SavePng", &t, 1, o, NULL, NULL, &st);
+  CHECK_INT(st, LM_OK);
+  lm_tensor_release(r);
+  o = params();
+  lm_params_set_string(o, "path", path);
+  lm_tensor *back = run("LoadPng", NULL, 0, o, NULL, NULL, &st);
+  CHECK_INT(st, LM_OK);
+  CHECK_INT(lm_tensor_dtype(back), LM_U8);
+  CHECK_INT(lm_tensor_shape(back)[0], 4);
+  CHECK_INT(lm_tensor_shape(back)[1], 9);
+  CHECK_INT(lm_tensor_get(back, (int64_t[]){1, 3}), 1);
+  CHECK_INT(lm_tensor_get(back, (int64_t[]){3, 8}), 255);
+  char *js;
+  run("MaskToPolygon", &back, 1, params(), "polygons", &js, NULL);
+  CHECK_STR(js, "[[[[3,1],[3,2],[5,2],[5,1]],[[8,3]]]]");
+  free(js);
+  lm_tensor_release(back);
+  lm_tensor_release(t);
+
+  /* 16-bit gray keeps its values. */
+  png_image img;
+  memset(&img, 0, sizeof img);
+  img.version = PNG_IMAGE_VERSION;
+  img.width = 3;
+  img.height = 2;
+  img.format = PNG_FORMAT_LINEAR_Y;
+  const uint16_t px[6] = {0, 1000, 65535, 7, 40000, 2};
+  CHECK(png_image_write_to_file(&img, path, 0, px, 0, NULL));
+  o = params();
+  lm_params_set_string(o, "path", path);
+  back = run("LoadPng", NULL, 0, o, NULL, NULL, &st);
+  CHECK_INT(lm_tensor_dtype(back), LM_U16);
+  for (int k = 0; back && k < 6; k++) CHECK_INT(at(back, k), px[k]);
+  lm_tensor_release(back);
+  unlink(path);
+
+  o = params();
+  lm_params_set_string(o, "path", path);
+  CHECK(run("LoadPng", NULL, 0, o, NULL, NULL, &st) == NULL);
+  CHECK_INT(st, LM_ENOENT);
+  CHECK_CONTAINS(lm_errmsg(E), path);
+}
+
 int main(void)
 {
   engine_start();
@@ -337,6 +398,7 @@ int main(void)
   RUN(test_round_trip);
   RUN(test_fix_polygon_2d);
   RUN(test_fix_polygon_3d);
+  RUN(test_png);
   lm_engine_release(E);
   TAP_DONE();
 }
