@@ -66,6 +66,18 @@ function S.text(status, text, content_type)
           body = text}
 end
 
+-- Was the error err the transport cancelling the request (the client went
+-- away, the request timed out, the server is stopping)?  -> the status the
+-- access log records (499 as nginx, 504, 503), or nil.
+function S.cancelled(req, err)
+  if type(req.gone) == "function" and req.gone() then return 499 end
+  local msg = tostring(err)
+  if msg:find("cancelled: the client went away", 1, true) then return 499 end
+  if msg:find("cancelled: the request timed out", 1, true) then return 504 end
+  if msg:find("cancelled: the server is stopping", 1, true) then return 503 end
+  return nil
+end
+
 -- Model names: a safe character set, so a name is also a folder name.
 function S.valid_name(name)
   return type(name) == "string" and #name >= 1 and #name <= 64
@@ -498,10 +510,11 @@ function App:handle(req)
     route = "other"
   else
     local ok, r = pcall(fn, req, self, table.unpack(caps))
-    if not ok and type(req.gone) == "function" and req.gone() then
-      -- the client went away and the transport cancelled us: nobody reads
-      -- this reply; the access log says 499 as nginx does
-      resp = S.fail(499, "client closed the request")
+    local cancelled = not ok and S.cancelled(req, r)
+    if cancelled then
+      -- the transport cancelled us (and answered itself, or nobody
+      -- listens): this reply only feeds the access log and the metrics
+      resp = S.fail(cancelled, tostring(r))
     elseif not ok then
       local msg = tostring(r)
       self:log{level = "error", msg = "handler failed", method = method, path = path, error = msg}

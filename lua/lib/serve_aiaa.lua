@@ -376,7 +376,9 @@ local function run_inference(req, app, endpoint, model_name, opts)
   if perr2 then return fail(400, perr2) end
 
   local ok, labels, result = pcall(entry.pkg.infer, img, {params = params})
-  if not ok then
+  if not ok and S.cancelled(req, labels) then
+    return fail(S.cancelled(req, labels), tostring(labels))
+  elseif not ok then
     app:log{level = "error", msg = "inference failed", model = model_name, error = tostring(labels)}
     return fail(500, ("model '%s' failed: %s"):format(model_name, tostring(labels)))
   end

@@ -3,10 +3,15 @@
 `lumen run`) or 503 with Retry-After and a JSON error; at least the 8 admitted
 ones succeed; the server then still answers /healthz, and a second storm does
 not grow its resident memory beyond the first one's (no leak per request).
+Then a client that disconnects mid-inference and a request over --timeout:
+both give their queue slot back.
 
 Usage: test_aiaa_load.py LUMEN_BINARY   (TAP; exit 77 without nibabel)"""
 
+import re
+import socket
 import threading
+import time
 
 import test_aiaa_support as S
 
@@ -87,6 +92,46 @@ def main():
     r = S.request_py(port, "GET", "/metrics")
     t.ok('lumen_http_requests_total{route="/v1/segmentation",status="503"}' in r.body.decode(),
          "/metrics counts the 503s")
+    t.eq(srv.stop(), 0, "clean shutdown")
+
+    # A client that goes away mid-inference, and a request over --timeout:
+    # both give their queue slot back (--queue 1: the next request is served).
+    def seg(port):
+        return S.request_py(port, "POST", "/v1/segmentation?model=demo_ct_unet",
+                            fields={"params": "{}"}, files={"datapoint": ("ct.nii.gz", fx.ct_bytes)})
+
+    def in_flight(port):
+        m = S.request_py(port, "GET", "/metrics").body.decode()
+        return int(re.search(r"^lumen_inference_in_flight (\d+)$", m, re.M).group(1))
+
+    srv = S.Server(lumen, fx.models, "--queue", "1", "--timeout", "60")
+    ct, body = S.multipart_py({"params": "{}"}, {"datapoint": ("ct.nii.gz", fx.ct_bytes)})
+    sock = socket.create_connection(("127.0.0.1", srv.port))
+    sock.sendall(("POST /v1/segmentation?model=demo_ct_unet HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\n"
+                  "Content-Length: %d\r\n\r\n" % (ct, len(body))).encode() + body)
+    deadline = time.time() + 20
+    while time.time() < deadline and in_flight(srv.port) != 1:
+        time.sleep(0.01)
+    t.eq(in_flight(srv.port), 1, "disconnect: the request was admitted")
+    sock.close()
+    deadline = time.time() + 20
+    while time.time() < deadline and in_flight(srv.port) != 0:
+        time.sleep(0.02)
+    t.eq(in_flight(srv.port), 0, "disconnect: its slot is given back")
+    t.eq(seg(srv.port).status, 200, "disconnect: the next request is served")
+    t.ok('"status":499' in S.request_py(srv.port, "GET", "/logs?lines=50").body.decode(),
+         "disconnect: logged as 499")
+    t.eq(srv.stop(), 0, "clean shutdown")
+
+    srv = S.Server(lumen, fx.models, "--queue", "1", "--timeout", "0.3")
+    r = seg(srv.port)
+    t.ok(r.status == 504 and "error" in r.json(), "an inference over --timeout 0.3: 504 with a JSON error",
+         (r.status, r.body[:200]))
+    deadline = time.time() + 20
+    while time.time() < deadline and in_flight(srv.port) != 0:
+        time.sleep(0.02)
+    t.eq(in_flight(srv.port), 0, "timeout: its slot is given back")
+    t.eq(S.request_py(srv.port, "GET", "/healthz").status, 200, "timeout: the server keeps serving")
     t.eq(srv.stop(), 0, "clean shutdown")
     fx.cleanup()
     t.done()
