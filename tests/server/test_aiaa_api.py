@@ -13,6 +13,29 @@ import time
 
 import test_aiaa_support as S
 
+# The demo network behind a Clara v2 config (loaded by lumen.load_aiaa_package),
+# with FetchExtremePoints (params.points) and additional_info (merged into the
+# model object).
+CLARA_CONFIG = {
+    "version": "2", "type": "segmentation",
+    "labels": ["liver", "spleen", "kidney", "stomach", "urinary_bladder"],
+    "description": "demo CT U-Net behind a Clara config",
+    "pre_transforms": [
+        {"name": "LoadNifti", "args": {"fields": "image"}},
+        {"name": "ConvertToChannelsFirst", "args": {"fields": "image"}},
+        {"name": "ScaleByResolution", "args": {"fields": "image", "target_resolution": [3.0, 3.0, 3.0]}},
+        {"name": "ScaleIntensityRange", "args": {"fields": "image", "a_min": -57, "a_max": 164,
+                                                 "b_min": 0.0, "b_max": 1.0, "clip": True}}],
+    "inference": {"image": "image", "scanning_window": True, "batch_size": 2, "roi": [48, 48, 48],
+                  "additional_info": {"lumen_test": "merged"}},
+    "post_transforms": [
+        {"name": "ArgmaxAcrossChannels", "args": {"fields": "model"}},
+        {"name": "RestoreOriginalShape", "args": {"field": "model", "src_field": "image", "is_label": True}},
+        {"name": "FetchExtremePoints", "args": {"image_field": "image", "label_field": "model",
+                                                "points": "points"}}],
+    "writer": {"name": "WriteNifti", "args": {"field": "model", "dtype": "uint8"}},
+}
+
 
 def main():
     S.need_nibabel()
@@ -27,12 +50,18 @@ def main():
     os.mkdir(os.path.join(fx.models, "broken"))
     with open(os.path.join(fx.models, "broken", "metadata.json"), "w") as f:
         f.write("{not json")
+    clara = os.path.join(fx.models, "clara_demo")
+    os.mkdir(clara)
+    with open(os.path.join(clara, "config_aiaa.json"), "w") as f:
+        json.dump(CLARA_CONFIG, f)
+    os.symlink(os.path.join(S.source_root(), "models", "demo_ct_unet", "model.onnx"),
+               os.path.join(clara, "model.onnx"))
     access = os.path.join(fx.dir, "access.log")
     srv = S.Server(lumen, fx.models, "--queue", "4", "--session-expiry", "30",
                    "--access-log", access)
     port = srv.port
     ref = fx.ref_mask()
-    t.eq(srv.nmodels, 1, "ready line counts the one loadable package")
+    t.eq(srv.nmodels, 2, "ready line counts the two loadable packages")
     t.ok(ref.shape == (96, 96, 48) and len(np.unique(ref)) > 2, "reference mask has organs")
 
     def check_mask(data, what, suffix=".nii.gz"):
@@ -55,8 +84,9 @@ def main():
     r = S.request_py(port, "GET", "/v1/models")
     models = r.json()
     t.eq(r.status, 200, "GET /v1/models")
-    t.ok(isinstance(models, list) and len(models) == 1, "a list of one model", models)
-    m = models[0]
+    t.ok(isinstance(models, list) and [x.get("name") for x in models] == ["clara_demo", "demo_ct_unet"],
+         "a list of the two models", models)
+    m = models[-1]
     t.eq(m.get("name"), "demo_ct_unet", "name")
     t.eq(m.get("type"), "segmentation", "type")
     t.eq(m.get("labels"), ["liver", "spleen", "kidney", "stomach", "urinary_bladder"],
@@ -65,17 +95,22 @@ def main():
     t.ok(isinstance(m.get("description"), str) and m["description"], "description", m)
     r = S.request_py(port, "GET", "/v1/models?model=demo_ct_unet")
     t.ok(r.status == 200 and r.json().get("name") == "demo_ct_unet", "?model= gives one object", r.body[:200])
+    c = models[0]
+    t.ok(c.get("version") == "2" and c.get("labels") == CLARA_CONFIG["labels"]
+         and c.get("description") == CLARA_CONFIG["description"] and c.get("type") == "segmentation",
+         "config_aiaa.json model: version, labels, description, type from the config", c)
+    t.eq(c.get("lumen_test"), "merged", "additional_info merged into the model object")
     r = S.request_py(port, "GET", "/v1/models?label=LiVeR")
-    t.ok(r.status == 200 and len(r.json()) == 1, "?label= matches case-insensitively")
+    t.ok(r.status == 200 and len(r.json()) == 2, "?label= matches case-insensitively")
     r = S.request_py(port, "GET", "/v1/models?label=brain")
     t.ok(r.status == 200 and r.json() == [], "?label= with no match: []")
     r = S.request_py(port, "GET", "/v1/models?type=annotation")
     t.ok(r.status == 200 and r.json() == [], "?type=annotation: []")
     r = S.request_py(port, "GET", "/v1/models?type=segmentation")
-    t.ok(r.status == 200 and len(r.json()) == 1, "?type=segmentation")
+    t.ok(r.status == 200 and len(r.json()) == 2, "?type=segmentation")
     for path in ("/V1/Models/", "/aiaa/prefix/v1/models", "/v1/models/"):
         r = S.request_py(port, "GET", path)
-        t.ok(r.status == 200 and len(r.json()) == 1, "GET %s (case, trailing slash, prefix)" % path)
+        t.ok(r.status == 200 and len(r.json()) == 2, "GET %s (case, trailing slash, prefix)" % path)
 
     # --- /v1/segmentation, both client styles ---------------------------------
     r = S.request_py(port, "POST", "/v1/segmentation?model=demo_ct_unet",
@@ -94,6 +129,22 @@ def main():
     t.eq(r.status, 200, "POST /v1/segmentation (C++ client style: HTTP/1.0, quoted boundary, part image)")
     if r.files:
         check_mask(list(r.files.values())[0], "segmentation (C++ style)")
+
+    # the Clara config's model: params.points are the extreme points of its mask
+    r = S.request_py(port, "POST", "/v1/segmentation?model=clara_demo",
+                     fields={"params": "{}"}, files={"datapoint": ("ct.nii.gz", fx.ct_bytes)})
+    t.eq(r.status, 200, "POST /v1/segmentation on the config_aiaa.json model")
+    if r.files:
+        mask, _ = S.nifti_from_bytes(r.files["result.nii.gz"])
+        pts = (r.params or {}).get("points")
+        fg = np.argwhere(mask > 0)
+        ok = isinstance(pts, list) and len(pts) == 6 and mask.shape == ref.shape and len(fg) > 0
+        if ok:
+            for axis in range(3):
+                lo, hi = pts[2 * axis], pts[2 * axis + 1]
+                ok = ok and mask[tuple(lo)] > 0 and mask[tuple(hi)] > 0
+                ok = ok and lo[axis] == fg[:, axis].min() and hi[axis] == fg[:, axis].max()
+        t.ok(ok, "params.points are the mask's extreme points (FetchExtremePoints)", pts)
 
     # /v1/inference: params only in, result dtype and format honoured
     r = S.request_py(port, "POST", "/v1/inference?model=demo_ct_unet",
@@ -174,7 +225,7 @@ def main():
     t.ok(r.status == 200 and r.json() == {"enabled": False}, "GET /auth/", r.body)
     r = S.request_py(port, "GET", "/info/")
     info = r.json() if r.status == 200 else {}
-    t.ok(r.status == 200 and "config" not in info and "demo_ct_unet" in info.get("models", {}),
+    t.ok(r.status == 200 and "config" not in info and set(info.get("models", {})) == {"demo_ct_unet", "clara_demo"},
          "GET /info/: models, no top-level config", r.body[:300])
     t.eq(info.get("models", {}).get("demo_ct_unet", {}).get("labels", {}).get("liver"), 1,
          "/info/ labels map name -> value")
@@ -248,7 +299,8 @@ def main():
 
     # --- operations -------------------------------------------------------------------
     r = S.request_py(port, "GET", "/healthz")
-    t.ok(r.status == 200 and r.json().get("status") == "ok", "GET /healthz after the bad requests")
+    t.ok(r.status == 200 and r.json().get("status") == "ok" and r.json().get("models") == 2,
+         "GET /healthz after the bad requests")
     r = S.request_py(port, "GET", "/logs?lines=5")
     lines = r.body.decode().splitlines()
     t.ok(r.status == 200 and 0 < len(lines) <= 5 and all(json.loads(x).get("time") for x in lines),
