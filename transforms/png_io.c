@@ -59,6 +59,8 @@ static int save_png_run(lm_op_ctx *ctx)
   lm_tensor *t = lm_ctx_input(ctx, 0), *dense = NULL;
   const char *path = lm_arg_string(ctx, "path");
   if (!path || !*path) return lm_ctx_error(ctx, LM_EINVAL, "option 'path' is required");
+  if (!lm_device_equal(lm_tensor_device(t), LM_CPU))
+    return image_file_error(ctx, LM_EDEVICE, path, "img is on a CUDA device; call ToHost first");
   int nd = lm_tensor_ndim(t);
   const int64_t *sh = lm_tensor_shape(t);
   if (!(nd == 2 || (nd == 3 && sh[0] == 1)))
