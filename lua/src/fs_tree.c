@@ -7,36 +7,13 @@
 */
 #include <errno.h>
 #include <fcntl.h> /* AT_FDCWD */
-#include <ftw.h>
 #include <stdio.h> /* renameat2 (glibc 2.28, _GNU_SOURCE) */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "extract.h" /* lm_remove_tree */
 #include "lml.h"
-
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-  (void)st, (void)flag, (void)ftw;
-  /* Keep going past one failure so that as much as possible goes; the
-  ** caller sees the failure through the root, which then still exists. */
-  remove(path);
-  return 0;
-}
-
-int lml_remove_tree(const char *path)
-{
-  struct stat st;
-  if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -1;
-  /* FTW_PHYS: a symbolic link inside is removed, never followed; FTW_MOUNT:
-  ** never cross into another file system mounted below. */
-  if (nftw(path, remove_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) != 0) return -1;
-  if (lstat(path, &st) == 0) {
-    errno = ENOTEMPTY;
-    return -1;
-  }
-  return 0;
-}
 
 /* lumen.fs.remove_tree(path) -> true (also when path does not exist): the
 ** file, or the folder with everything in it; links are removed, not
@@ -46,7 +23,7 @@ static int fs_remove_tree(lua_State *L)
   const char *path = luaL_checkstring(L, 1);
   if (path[0] == '\0' || strcmp(path, "/") == 0)
     return luaL_argerror(L, 1, "refusing to remove the root or an empty path");
-  if (lml_remove_tree(path) != 0) {
+  if (lm_remove_tree(path) != 0) {
     int err = errno;
     lua_pushnil(L);
     lua_pushfstring(L, "cannot remove %s: %s", path, strerror(err));

@@ -131,10 +131,8 @@ bool lml_sched_busy(lml_ctx *ctx);
 void lml_fs_open(lua_State *L, int module_idx);
 /* fs_tree.c: lumen.fs.mkdtemp, remove_tree, exchange, lstat (after lml_fs_open). */
 void lml_fs_tree_open(lua_State *L, int module_idx);
-/* Remove path and everything below it, never following links; 0 (also
-** when path does not exist), or -1 with errno set. */
-int lml_remove_tree(const char *path);
-/* archive.c: lumen.extract_archive (zip and tar, extracted safely). */
+/* archive.c: lumen.extract_archive (zip and tar, extracted safely by
+** extract.c). */
 void lml_archive_open(lua_State *L, int module_idx);
 /* http_lua.c: lumen.http_serve (after lml_sched_open: it uses lumen.sleep). */
 void lml_http_open(lua_State *L, int module_idx);

@@ -162,12 +162,20 @@ def listing(models):
 def main():
     lumen = S.lumen_binary()
     S.need_nibabel()
+    fx = S.Fixture(lumen)          # the phantom CT and the `lumen run` mask
+    work = tempfile.mkdtemp(prefix="lumen-admin-")
+    try:
+        run_tests(lumen, fx, work)  # exits through tap.done() or a skip
+    finally:
+        fx.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_tests(lumen, fx, work):
     import numpy as np
 
     tap = S.Tap()
-    fx = S.Fixture(lumen)          # the phantom CT and the `lumen run` mask
     ref = fx.ref_mask()
-    work = tempfile.mkdtemp(prefix="lumen-admin-")
     models = os.path.join(work, "models")
     os.mkdir(models)
     env = dict(os.environ, LUMEN_ADMIN_TOKEN=TOKEN, LUMEN_ADMIN_MAX_BYTES=str(MAX_BYTES))
@@ -326,8 +334,6 @@ def main():
                    "%s: 403 admin API disabled" % method, r.body)
     finally:
         srv2.stop()
-        fx.cleanup()
-        shutil.rmtree(work, ignore_errors=True)
     tap.done()
 
 
