@@ -271,8 +271,19 @@ function App:admit()
 end
 
 -- Sessions (and MONAI Label datastore images): decoded images kept in
--- memory, expiring after `expiry` seconds without use.
-function App:session_put(store, id, rec)
+-- memory, expiring after `expiry` seconds without use.  At most `max` in a
+-- store: beyond, the least recently used one goes (its client gets 440 and
+-- uploads again, which every AIAA client does).
+function App:session_put(store, id, rec, max)
+  local count, oldest, oldest_id = 0, math.huge, nil
+  for k, r in pairs(store) do
+    count = count + 1
+    if r.last < oldest and k ~= id then oldest, oldest_id = r.last, k end
+  end
+  if max and count >= max and oldest_id and not store[id] then
+    self:session_drop(store, oldest_id)
+    self:log{level = "warning", msg = "session evicted: too many open", session_id = oldest_id}
+  end
   rec.id = id
   rec.created = wall_now()
   rec.last = lumen.clock()
@@ -548,6 +559,7 @@ end
 --   opts.queue           inferences admitted at once (8)
 --   opts.timeout         seconds per request (transport; nil: none)
 --   opts.session_expiry  the longest session life in seconds (3600)
+--   opts.max_sessions    sessions kept at once (64; the least recently used goes)
 --   opts.admin_token     bearer token of the admin API (nil: see serve_admin)
 --   opts.access_log      a file name, or "-" for stdout (nil: none)
 --   opts.upload_dir      temporary files (default $TMPDIR or /tmp)
@@ -566,6 +578,7 @@ function lumen.serve_app(opts)
     queue = queue,
     timeout = opts.timeout,
     session_expiry = expiry,
+    max_sessions = math.tointeger(opts.max_sessions) or 64,
     upload_dir = opts.upload_dir or os.getenv("TMPDIR") or "/tmp",
     quiet = opts.quiet,
     models = {}, sessions = {}, datastore = {},

@@ -522,7 +522,7 @@ local function put_session(req, app)
   local s = app:session_put(app.sessions, S.random_id(), {
     image = img, expiry = expiry, name = part.filename or "image",
     shape = img:shape(), dtype = img:dtype(),
-  })
+  }, app.max_sessions)
   app:log{msg = "session created", session_id = s.id, expiry = expiry}
   return json(200, session_info(app, s))
 end
@@ -600,17 +600,8 @@ local function put_datastore(req, app)
   if #id > 256 or id:find("[%c/]") then return fail(400, "bad image id") end
   local img, ierr = load_upload(part)
   if not img then return ierr end
-  -- make room: the least recently used images go first
-  local count, oldest, oldest_id = 0, math.huge, nil
-  for k, rec in pairs(app.datastore) do
-    count = count + 1
-    if rec.last < oldest and k ~= id then oldest, oldest_id = rec.last, k end
-  end
-  if count >= DATASTORE_MAX and oldest_id and not app.datastore[id] then
-    app:session_drop(app.datastore, oldest_id)
-  end
   app:session_put(app.datastore, id, {image = img, expiry = app.session_expiry, name = id,
-                                      shape = img:shape(), dtype = img:dtype()})
+                                      shape = img:shape(), dtype = img:dtype()}, DATASTORE_MAX)
   return json(200, {image = id})
 end
 

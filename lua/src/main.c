@@ -29,7 +29,8 @@ static const char usage[] =
     "                        Kubernetes indexed-job pod; a package writes each\n"
     "                        result to OUT_DIR/<input's file name>\n"
     "  serve [--models DIR] [--host H] [--port N] [--queue N] [--timeout S]\n"
-    "        [--session-expiry S] [--admin-token T] [--access-log FILE|-]\n"
+    "        [--session-expiry S] [--max-sessions N] [--admin-token T]\n"
+    "        [--access-log FILE|-]\n"
     "                        AIAA / MONAI Label inference server (docs/serve.md);\n"
     "                        SIGTERM or SIGINT: finish the requests in flight, exit\n"
     "  models [DIR]          list the model packages of a repository folder\n"
@@ -415,10 +416,12 @@ static int cmd_serve(const lm_config *cfg, int argc, char **argv)
   static const struct { const char *opt, *field; double lo, hi; bool integer; } number_opts[] = {
     {"--port", "port", 0, 65535, true},       {"--queue", "queue", 1, 100000, true},
     {"--timeout", "timeout", 0.001, 1e9, false}, {"--session-expiry", "session_expiry", 1, 1e9, false},
+    {"--max-sessions", "max_sessions", 1, 1e6, true},
   };
+  enum { NNUM = sizeof number_opts / sizeof number_opts[0] };
   const char *strings[4] = {getenv("LUMEN_MODELS"), NULL, getenv("LUMEN_ADMIN_TOKEN"), NULL};
-  double numbers[4];
-  bool have_number[4] = {false, false, false, false};
+  double numbers[NNUM];
+  bool have_number[NNUM] = {false};
   for (int i = 0; i < argc; i++) {
     bool known = false;
     for (int j = 0; j < 4 && !known; j++) {
@@ -428,7 +431,7 @@ static int cmd_serve(const lm_config *cfg, int argc, char **argv)
         known = true;
       }
     }
-    for (int j = 0; j < 4 && !known; j++) {
+    for (int j = 0; j < NNUM && !known; j++) {
       if (strcmp(argv[i], number_opts[j].opt) == 0) {
         if (++i >= argc) return fail("serve: %s needs a value", number_opts[j].opt);
         if (!serve_number(number_opts[j].opt, argv[i], number_opts[j].lo, number_opts[j].hi,
@@ -457,7 +460,7 @@ static int cmd_serve(const lm_config *cfg, int argc, char **argv)
     lua_pushstring(L, strings[j]);
     lua_setfield(L, -2, string_opts[j][1]);
   }
-  for (int j = 0; j < 4; j++) {
+  for (int j = 0; j < NNUM; j++) {
     if (!have_number[j]) continue;
     if (number_opts[j].integer)
       lua_pushinteger(L, (lua_Integer)numbers[j]);

@@ -57,7 +57,7 @@ def main():
     os.symlink(os.path.join(S.source_root(), "models", "demo_ct_unet", "model.onnx"),
                os.path.join(clara, "model.onnx"))
     access = os.path.join(fx.dir, "access.log")
-    srv = S.Server(lumen, fx.models, "--queue", "4", "--session-expiry", "30",
+    srv = S.Server(lumen, fx.models, "--queue", "4", "--session-expiry", "30", "--max-sessions", "3",
                    "--access-log", access)
     port = srv.port
     ref = fx.ref_mask()
@@ -192,6 +192,10 @@ def main():
     t.eq(r.status, 200, "segmentation on the session image (no upload)")
     if r.files:
         check_mask(r.files["result.nii.gz"], "session segmentation")
+    r = S.request_cpp(port, "POST", "/v1/segmentation?model=demo_ct_unet&session_id=%s" % sid, "{}")
+    t.eq(r.status, 200, "a second segmentation on the same session (C++ style, no image part)")
+    if r.files:
+        check_mask(list(r.files.values())[0], "session image unchanged by the first run")
     r = S.request_py(port, "DELETE", "/session/%s" % sid)
     t.eq(r.status, 200, "DELETE /session/{id}")
     r = S.request_py(port, "POST", "/v1/segmentation?model=demo_ct_unet&session_id=%s" % sid,
@@ -206,6 +210,7 @@ def main():
          r.body[:200])
     r = S.request_py(port, "PUT", "/session/?expiry=99999", files={"image": ("ct.nii.gz", fx.ct_bytes)})
     t.ok(r.status == 200 and r.json()["session_info"]["expiry"] == 30, "expiry capped by the server's")
+    sid3 = r.json().get("session_id") if r.status == 200 else ""
     time.sleep(1.2)
     r = S.request_py(port, "GET", "/session/%s" % sid2)
     t.eq(r.status, 200, "session still alive after 1.2 s (refreshed)")
@@ -219,6 +224,14 @@ def main():
     r = S.request_py(port, "POST", "/v1/dextr3d?model=demo_ct_unet&session_id=nosuchsession",
                      fields={"params": "{}"})
     is_json_error(r, 440, "an unknown session on /v1/dextr3d")
+    # --max-sessions 3: a fourth open session evicts the least recently used
+    more = []
+    for _ in range(3):
+        r = S.request_py(port, "PUT", "/session/", files={"image": ("ct.nii.gz", fx.ct_bytes)})
+        more.append(r.json().get("session_id") if r.status == 200 else "")
+    t.eq(S.request_py(port, "GET", "/session/%s" % sid3).status, 404, "--max-sessions: the oldest is evicted")
+    t.ok(all(S.request_py(port, "GET", "/session/%s" % x).status == 200 for x in more),
+         "--max-sessions: the three newest are kept")
 
     # --- MONAI Label ---------------------------------------------------------------
     r = S.request_py(port, "GET", "/auth/")
