@@ -143,8 +143,12 @@ end
 
 server = lumen.http_serve{host = "127.0.0.1", port = 0, handler = handler,
                           upload_dir = upload_dir, max_body = 4 << 20}
+-- on_error may answer a failed handler itself.
 timeout_server = lumen.http_serve{host = "::1", port = 0, handler = handler,
-                                  upload_dir = upload_dir, timeout = 0.3}
+                                  upload_dir = upload_dir, timeout = 0.3,
+                                  on_error = function(msg, req)
+                                    return {status = 418, body = req.path .. ": " .. msg}
+                                  end}
 print(("ports %d %d"):format(server.port, timeout_server.port))
 io.stdout:flush()
 server:wait()

@@ -306,6 +306,13 @@ def run(port, tport, proc, upload_dir):
     except OSError as e:
         ok(False, "request timeout: 504 JSON (IPv6)", e)
 
+    try:
+        st, h, body = request(tport, "GET", "/error", host="::1")
+        ok(st == 418 and body.startswith(b'/error: handler failed: "quoted"'),
+           "on_error answers a failed handler", body)
+    except OSError as e:
+        ok(False, "on_error answers a failed handler", e)
+
     # close(): an in-flight request finishes, new connections are refused.
     slow = {}
 
