@@ -146,8 +146,9 @@ void lm_http_server_stop(lm_http_server *srv, lm_http_closed_cb done,
 /* Has the server finished closing (on_closed called or due)? */
 bool lm_http_server_closed(const lm_http_server *srv);
 
-/* Free a server that has finished closing, or mark a closing one to be
-** freed when it has.  Requests still referenced stay valid. */
+/* Give up the server: an open one is stopped (lm_http_server_stop), a
+** closing one is freed when it has closed (its callback is no longer
+** called), a closed one at once.  Requests still referenced stay valid. */
 void lm_http_server_free(lm_http_server *srv);
 
 /*
