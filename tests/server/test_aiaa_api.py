@@ -56,12 +56,24 @@ def main():
         json.dump(CLARA_CONFIG, f)
     os.symlink(os.path.join(S.source_root(), "models", "demo_ct_unet", "model.onnx"),
                os.path.join(clara, "model.onnx"))
+    # a lumen package that answers with params only (a classifier)
+    cls = os.path.join(fx.models, "classify_demo")
+    os.mkdir(cls)
+    with open(os.path.join(cls, "metadata.json"), "w") as f:
+        json.dump({"type": "classification", "description": "params only", "weights": "model.onnx",
+                   "labels": {"0": "background"}, "version": 7}, f)
+    os.symlink(os.path.join(S.source_root(), "models", "demo_ct_unet", "model.onnx"),
+               os.path.join(cls, "model.onnx"))
+    with open(os.path.join(cls, "pipeline.lua"), "w") as f:
+        f.write("return {infer = function(img, opts)\n"
+                "  return nil, {prediction = 'abdomen', voxels = img:numel(), echo = opts.params.tag}\n"
+                "end}\n")
     access = os.path.join(fx.dir, "access.log")
     srv = S.Server(lumen, fx.models, "--queue", "4", "--session-expiry", "30", "--max-sessions", "3",
                    "--access-log", access)
     port = srv.port
     ref = fx.ref_mask()
-    t.eq(srv.nmodels, 2, "ready line counts the two loadable packages")
+    t.eq(srv.nmodels, 3, "ready line counts the three loadable packages")
     t.ok(ref.shape == (96, 96, 48) and len(np.unique(ref)) > 2, "reference mask has organs")
 
     def check_mask(data, what, suffix=".nii.gz"):
@@ -84,8 +96,11 @@ def main():
     r = S.request_py(port, "GET", "/v1/models")
     models = r.json()
     t.eq(r.status, 200, "GET /v1/models")
-    t.ok(isinstance(models, list) and [x.get("name") for x in models] == ["clara_demo", "demo_ct_unet"],
-         "a list of the two models", models)
+    t.ok(isinstance(models, list)
+         and [x.get("name") for x in models] == ["clara_demo", "classify_demo", "demo_ct_unet"],
+         "a list of the three models, sorted", models)
+    t.ok(models[1].get("version") == "7" and models[1].get("labels") == [] and models[1].get("type") == "classification",
+         "a numeric version becomes a string; background only: no labels", models[1])
     m = models[-1]
     t.eq(m.get("name"), "demo_ct_unet", "name")
     t.eq(m.get("type"), "segmentation", "type")
@@ -108,9 +123,11 @@ def main():
     t.ok(r.status == 200 and r.json() == [], "?type=annotation: []")
     r = S.request_py(port, "GET", "/v1/models?type=segmentation")
     t.ok(r.status == 200 and len(r.json()) == 2, "?type=segmentation")
+    r = S.request_py(port, "GET", "/v1/models?type=Classification")
+    t.ok(r.status == 200 and [x["name"] for x in r.json()] == ["classify_demo"], "?type=Classification")
     for path in ("/V1/Models/", "/aiaa/prefix/v1/models", "/v1/models/"):
         r = S.request_py(port, "GET", path)
-        t.ok(r.status == 200 and len(r.json()) == 2, "GET %s (case, trailing slash, prefix)" % path)
+        t.ok(r.status == 200 and len(r.json()) == 3, "GET %s (case, trailing slash, prefix)" % path)
 
     # --- /v1/segmentation, both client styles ---------------------------------
     r = S.request_py(port, "POST", "/v1/segmentation?model=demo_ct_unet",
@@ -145,6 +162,16 @@ def main():
                 ok = ok and mask[tuple(lo)] > 0 and mask[tuple(hi)] > 0
                 ok = ok and lo[axis] == fg[:, axis].min() and hi[axis] == fg[:, axis].max()
         t.ok(ok, "params.points are the mask's extreme points (FetchExtremePoints)", pts)
+
+    # a model without an image result: /v1/inference replies multipart with params only
+    r = S.request_py(port, "POST", "/v1/inference?model=classify_demo",
+                     fields={"params": json.dumps({"tag": "t1"})}, files={"datapoint": ("ct.nii.gz", fx.ct_bytes)})
+    t.ok(r.status == 200 and "multipart" in r.headers.get("content-type", "") and not r.files
+         and r.params == {"prediction": "abdomen", "voxels": 96 * 96 * 48, "echo": "t1"},
+         "/v1/inference without an image: multipart with the params part only", (r.status, r.body[:300]))
+    r = S.request_py(port, "POST", "/v1/segmentation?model=classify_demo",
+                     fields={"params": "{}"}, files={"datapoint": ("ct.nii.gz", fx.ct_bytes)})
+    is_json_error(r, 500, "/v1/segmentation of a model that returns no mask")
 
     # /v1/inference: params only in, result dtype and format honoured
     r = S.request_py(port, "POST", "/v1/inference?model=demo_ct_unet",
@@ -238,7 +265,8 @@ def main():
     t.ok(r.status == 200 and r.json() == {"enabled": False}, "GET /auth/", r.body)
     r = S.request_py(port, "GET", "/info/")
     info = r.json() if r.status == 200 else {}
-    t.ok(r.status == 200 and "config" not in info and set(info.get("models", {})) == {"demo_ct_unet", "clara_demo"},
+    t.ok(r.status == 200 and "config" not in info
+         and set(info.get("models", {})) == {"demo_ct_unet", "clara_demo", "classify_demo"},
          "GET /info/: models, no top-level config", r.body[:300])
     t.eq(info.get("models", {}).get("demo_ct_unet", {}).get("labels", {}).get("liver"), 1,
          "/info/ labels map name -> value")
@@ -312,7 +340,7 @@ def main():
 
     # --- operations -------------------------------------------------------------------
     r = S.request_py(port, "GET", "/healthz")
-    t.ok(r.status == 200 and r.json().get("status") == "ok" and r.json().get("models") == 2,
+    t.ok(r.status == 200 and r.json().get("status") == "ok" and r.json().get("models") == 3,
          "GET /healthz after the bad requests")
     r = S.request_py(port, "GET", "/logs?lines=5")
     lines = r.body.decode().splitlines()
