@@ -63,11 +63,12 @@ static int refuse(extract *x, const char *fmt, ...)
   return -1;
 }
 
-/* A failure of the file system while writing the current entry. */
+/* A failure of the file system while writing the current entry (a name the
+** file system cannot hold is the archive's fault: a refusal). */
 static int io_fail(extract *x, const char *what)
 {
   int err = errno;
-  x->code = "LM_EIO";
+  x->code = err == ENAMETOOLONG ? "LM_EINVAL" : "LM_EIO";
   if (x->entry[0])
     snprintf(x->msg, sizeof x->msg, "archive %s: entry '%s': %s: %s", x->archive, x->entry,
              what, strerror(err));

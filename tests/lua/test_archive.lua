@@ -142,6 +142,10 @@ test("not an archive, an empty one, a truncated one", function(t)
   refused(t, good:sub(1, 2048), "cannot read its data")
 end)
 
+test("a name longer than the file system allows is refused", function(t)
+  refused(t, zip{{name = ("n"):rep(300) .. "/f", data = "x"}}, "File name too long")
+end)
+
 test("control characters in names are not echoed raw", function(t)
   local err = refused(t, tar{{name = "../evil\27[31m", data = "x"}}, "'%.%.' component refused")
   t:ok(not err:find("\27", 1, true), "no escape byte in the message")
