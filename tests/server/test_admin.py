@@ -305,6 +305,20 @@ def run_tests(lumen, fx, work):
                                                        int((mask != aref).sum()) if mask.shape == aref.shape else -1))
             tap.ok(mask.max() >= 1, "it found organs")
 
+        # --- the documented curl command (Clara's server_apis page) ---------------
+        curl = shutil.which("curl")
+        if curl:
+            zpath = os.path.join(work, "pkg.zip")
+            with open(zpath, "wb") as f:
+                f.write(pkg_zip)
+            r = S.run([curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT",
+                       "-H", "Authorization: Bearer " + TOKEN, "-F", "data=@" + zpath,
+                       "http://127.0.0.1:%d/admin/model/curl_up" % port])
+            tap.eq(r.stdout.strip(), "200", "curl -X PUT -F data=@pkg.zip: 200")
+            tap.eq(req("DELETE", "/admin/model/curl_up").status, 200, "and DELETE it")
+        else:
+            tap.ok(True, "# SKIP curl not installed")
+
         # --- NGC download, DELETE -------------------------------------------------
         r = req("PUT", "/admin/model/ngc", body=b'{"path": "nvidia/med/clara_pt_spleen_ct_segmentation", "version": "1"}',
                 headers={"Content-Type": "application/json"})
