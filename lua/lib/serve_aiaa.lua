@@ -127,6 +127,7 @@ local function sniff(path)
   if head:sub(1, 2) == "\31\139" then return "gzip" end
   if head:sub(1, 4) == "NRRD" then return "nrrd" end
   if head:sub(1, 6) == "\147NUMPY" then return "npy" end
+  if head:sub(1, 8) == "\137PNG\r\n\26\n" then return "png" end
   if #head >= 348 then
     local le, be = string.unpack("<i4", head), string.unpack(">i4", head)
     if (le == 348 or be == 348) and head:sub(345, 347):find("^n[+i]1$") then return "nifti" end
@@ -135,15 +136,17 @@ local function sniff(path)
   return nil
 end
 
-local LOADERS = {gzip = "LoadNifti", nifti = "LoadNifti", nrrd = "LoadNrrd", npy = "LoadNpy"}
+local LOADERS = {gzip = "LoadNifti", nifti = "LoadNifti", nrrd = "LoadNrrd", npy = "LoadNpy",
+                 png = "LoadPng"}
 
--- Load an uploaded file part.  -> tensor, or nil, 4xx reply.  A 3-D image
--- (X, Y, Z) is what every endpoint takes (allow_2d: or a 2-D one).
+-- Load an uploaded file part.  -> tensor, nil, the format ("png", ...); or
+-- nil, 4xx reply.  A 3-D image (X, Y, Z) is what every endpoint takes
+-- (allow_2d: or a 2-D one, which may also be a grayscale PNG).
 local function load_upload(part, allow_2d)
   local kind = sniff(part.path)
-  if not kind then
-    return nil, fail(400, ("upload '%s' is not a NIfTI, NRRD or NumPy image")
-                          :format(part.filename or "?"))
+  if not kind or (kind == "png" and not allow_2d) or not lumen[LOADERS[kind]] then
+    return nil, fail(400, ("upload '%s' is not a NIfTI, NRRD or NumPy image%s")
+                          :format(part.filename or "?", allow_2d and " (or a 2-D PNG)" or ""))
   end
   local ok, img = pcall(lumen[LOADERS[kind]], {path = part.path})
   if not ok then
@@ -158,7 +161,7 @@ local function load_upload(part, allow_2d)
     return nil, fail(400, ("the image must be %s; got shape %s")
                           :format(allow_2d and "2-D or 3-D" or "3-D (X, Y, Z)", shape))
   end
-  return img
+  return img, nil, kind
 end
 S.load_upload = load_upload
 
@@ -245,15 +248,16 @@ local EXTENSIONS = {[".nii.gz"] = true, [".nii"] = true, [".nrrd"] = true}
 local DTYPES = {uint8 = true, int8 = true, uint16 = true, int16 = true, uint32 = true, int32 = true,
                 int64 = true, float32 = true, float64 = true}
 
--- The result file: written by SaveImage (the format follows the extension)
--- into a temporary file, read back, removed.  -> bytes, file name.
+-- The result file: written by SaveImage (the format follows the extension;
+-- ".png", fixpolygon's 2-D reply, by SavePng) into a temporary file, read
+-- back, removed.  -> bytes, file name.
 local function result_file(app, labels, params)
   local ext = params.result_extension or ".nii.gz"
   local save = {}
   if params.result_dtype ~= nil then save.dtype = params.result_dtype end
   local tmp = ("%s/lumen-result-%s%s"):format(app.upload_dir, S.random_id(), ext)
   save.path = tmp
-  local ok, err = pcall(lumen.SaveImage, labels, save)
+  local ok, err = pcall(ext == ".png" and lumen.SavePng or lumen.SaveImage, labels, save)
   if not ok then
     os.remove(tmp)
     error(err, 0)
@@ -474,12 +478,13 @@ local function fixpolygon(req, app)
   if not part then return fail(400, "no image: send a file part (datapoint or image)") end
   local slot <close> = app:admit()
   if not slot then return busy(app) end
-  local img <close>, ierr = load_upload(part, true)
+  local img <close>, ierr, kind = load_upload(part, true)
   if not img then return ierr end
   local ok, mask, res = pcall(lumen.FixPolygon, img, o)
   if not ok then return fail(400, "fixpolygon: " .. tostring(mask)) end
   local owned <close> = mask
-  local bytes, filename = result_file(app, mask, object{})
+  -- a PNG slice comes back as a PNG (the 2-D clients paste it as one)
+  local bytes, filename = result_file(app, mask, object{result_extension = kind == "png" and ".png" or nil})
   return reply(object{poly = (res or {}).poly}, bytes, filename, nil)
 end
 

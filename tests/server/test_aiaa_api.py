@@ -8,8 +8,10 @@ Usage: test_aiaa_api.py LUMEN_BINARY   (TAP; exit 77 without nibabel)"""
 
 import json
 import os
+import struct
 import threading
 import time
+import zlib
 
 import test_aiaa_support as S
 
@@ -35,6 +37,16 @@ CLARA_CONFIG = {
                                                 "points": "points"}}],
     "writer": {"name": "WriteNifti", "args": {"field": "model", "dtype": "uint8"}},
 }
+
+
+def png_gray8(rows):
+    """A grayscale 8-bit PNG of a list of rows (standard library only)."""
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+    h, w = len(rows), len(rows[0])
+    raw = b"".join(b"\0" + bytes(r) for r in rows)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
 def main():
@@ -205,6 +217,51 @@ def main():
     t.eq(r.status, 200, "POST /v1/deepgrow (C++ style)")
     if r.files:
         check_mask(list(r.files.values())[0], "deepgrow")
+
+    # --- polygons ---------------------------------------------------------------
+    with open(fx.ref, "rb") as f:
+        ref_bytes = f.read()
+    r = S.request_py(port, "POST", "/v1/mask2polygon", fields={"params": json.dumps({"more_points": 10})},
+                     files={"datapoint": ("mask.nii.gz", ref_bytes)})
+    polys = r.json() if r.status == 200 else None
+    t.ok(r.status == 200 and "multipart" not in r.headers.get("content-type", "") and isinstance(polys, list)
+         and len(polys) == ref.shape[2], "POST /v1/mask2polygon: plain JSON, one entry per slice",
+         (r.status, r.body[:200]))
+    if polys:
+        empty = [k for k in range(ref.shape[2]) if not ref[:, :, k].any()]
+        t.ok(all(polys[k] == [] for k in empty) and any(polys[k] for k in range(ref.shape[2]) if k not in empty),
+             "mask2polygon: empty slices give [], the others polygons of [x, y] vertices")
+        k = next(k for k in range(ref.shape[2]) if polys[k])
+        x, y = polys[k][0][0]
+        t.ok(ref[y, x, k] > 0, "mask2polygon: a vertex [x, y] lies on the mask (x the column, y the row)")
+    square = [[[10, 10], [20, 10], [20, 20], [10, 20]]]
+    fix = {"poly": square, "vertex_offset": [3, 0], "dimension": 2, "polygon_index": 0, "vertex_index": 1,
+           "propagate_neighbor": 1}
+    r = S.request_py(port, "POST", "/v1/fixpolygon", fields={"params": json.dumps(fix)},
+                     files={"image": ("slice.png", png_gray8([[0] * 40 for _ in range(30)]))})
+    t.eq(r.status, 200, "POST /v1/fixpolygon with a 2-D PNG")
+    t.eq((r.params or {}).get("poly"), [[[12, 10], [23, 10], [22, 20], [10, 20]]],
+         "fixpolygon: the vertex and its neighbours moved (FixPolygon's rule)")
+    png = r.files.get("result.png", b"")
+    t.ok(png.startswith(b"\x89PNG\r\n\x1a\n") and struct.unpack(">II", png[16:24]) == (40, 30),
+         "fixpolygon: the mask comes back as a PNG of the slice's size", list(r.files))
+    flat = nib.Nifti1Image(np.zeros((30, 40), np.uint8), np.eye(4))
+    pflat = os.path.join(fx.dir, "slice.nii.gz")
+    nib.save(flat, pflat)
+    with open(pflat, "rb") as f:
+        r = S.request_cpp(port, "POST", "/v1/fixpolygon", json.dumps(fix), f.read(), "slice.nii.gz")
+    if r.status == 200 and r.files:
+        m2, _ = S.nifti_from_bytes(list(r.files.values())[0])
+        t.ok(m2.shape == (30, 40) and m2[15, 16] == 1 and m2[25, 30] == 0 and m2[10, 12] == 1,
+             "fixpolygon (NIfTI, C++ style): the moved polygon rasterised, rows y, columns x")
+    else:
+        t.ok(False, "fixpolygon with a 2-D NIfTI", (r.status, r.body[:200]))
+    r = S.request_py(port, "POST", "/v1/fixpolygon", fields={"params": json.dumps({"poly": square})},
+                     files={"image": ("slice.png", png_gray8([[0] * 40 for _ in range(30)]))})
+    is_json_error(r, 400, "fixpolygon without vertex_offset")
+    r = S.request_py(port, "POST", "/v1/segmentation?model=demo_ct_unet", fields={"params": "{}"},
+                     files={"datapoint": ("slice.png", png_gray8([[0] * 40 for _ in range(30)]))})
+    is_json_error(r, 400, "a PNG for a 3-D segmentation")
 
     # --- sessions -------------------------------------------------------------
     r = S.request_py(port, "PUT", "/session/?expiry=0", files={"image": ("ct.nii.gz", fx.ct_bytes)})
