@@ -70,12 +70,18 @@ end
 -- away, the request timed out, the server is stopping)?  -> the status the
 -- access log records (499 as nginx, 504, 503), or nil.
 function S.cancelled(req, err)
-  if type(req.gone) == "function" and req.gone() then return 499 end
+  if req and type(req.gone) == "function" and req.gone() then return 499 end
   local msg = tostring(err)
   if msg:find("cancelled: the client went away", 1, true) then return 499 end
   if msg:find("cancelled: the request timed out", 1, true) then return 504 end
   if msg:find("cancelled: the server is stopping", 1, true) then return 503 end
   return nil
+end
+
+-- For a pcall that turns errors into replies: a cancellation must go on
+-- up (the coroutine is told once, at the wait it was in).
+function S.rethrow_cancel(err)
+  if S.cancelled(nil, err) then error(err, 0) end
 end
 
 -- Model names: a safe character set, so a name is also a folder name.

@@ -150,6 +150,7 @@ local function load_upload(part, allow_2d)
   end
   local ok, img = pcall(lumen[LOADERS[kind]], {path = part.path})
   if not ok then
+    S.rethrow_cancel(img)
     -- the message names the temporary file: name the client's file instead
     local escaped = part.path:gsub("%p", "%%%0")
     local msg = tostring(img):gsub(escaped, ((part.filename or "upload"):gsub("%%", "%%%%")))
@@ -334,6 +335,7 @@ end
 local function extreme_points(labels)
   if type(lumen.ExtremePoints) ~= "function" then return nil end
   local ok, pts = pcall(lumen.ExtremePoints, labels)
+  if not ok then S.rethrow_cancel(pts) end
   if not ok or not lumen.istensor(pts) then return nil end
   local shape, values = pts:shape(), pts:values()
   pts:free()
@@ -481,7 +483,10 @@ local function fixpolygon(req, app)
   local img <close>, ierr, kind = load_upload(part, true)
   if not img then return ierr end
   local ok, mask, res = pcall(lumen.FixPolygon, img, o)
-  if not ok then return fail(400, "fixpolygon: " .. tostring(mask)) end
+  if not ok then
+    S.rethrow_cancel(mask)
+    return fail(400, "fixpolygon: " .. tostring(mask))
+  end
   local owned <close> = mask
   -- a PNG slice comes back as a PNG (the 2-D clients paste it as one)
   local bytes, filename = result_file(app, mask, object{result_extension = kind == "png" and ".png" or nil})

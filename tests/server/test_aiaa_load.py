@@ -119,8 +119,8 @@ def main():
         time.sleep(0.02)
     t.eq(in_flight(srv.port), 0, "disconnect: its slot is given back")
     t.eq(seg(srv.port).status, 200, "disconnect: the next request is served")
-    t.ok('"status":499' in S.request_py(srv.port, "GET", "/logs?lines=50").body.decode(),
-         "disconnect: logged as 499")
+    logs = S.request_py(srv.port, "GET", "/logs?lines=50").body.decode()
+    t.ok('"status":499' in logs, "disconnect: logged as 499", logs)
     t.eq(srv.stop(), 0, "clean shutdown")
 
     srv = S.Server(lumen, fx.models, "--queue", "1", "--timeout", "0.3")
