@@ -65,6 +65,13 @@ struct lm_http_request {
   bool multipart;
   char *boundary;             /* multipart: the boundary, for messages */
   struct MHD_PostProcessor *pp;
+  /* The close delimiter "\r\n--BOUNDARY--", looked for in the stream: what
+  ** follows it (the epilogue) is not given to MHD, see intake_multipart. */
+  char *close_delim;
+  size_t close_len;
+  char close_tail[256];       /* the last close_len - 1 bytes fed */
+  size_t close_tail_len;
+  bool epilogue;
   char *body;
   size_t body_len, body_cap;
   part *parts;
@@ -188,6 +195,7 @@ static void request_free(lm_http_request *req)
   free(req->parts);
   if (req->pp) MHD_destroy_post_processor(req->pp);
   free(req->boundary);
+  free(req->close_delim);
   free(req->body);
   free(req->method);
   free(req->path);
@@ -476,7 +484,11 @@ static bool parse_boundary(lm_http_request *req, const char *ctype)
     return false;
   }
   req->boundary = strndup(b, len);
-  return req->boundary != NULL;
+  if (req->boundary && asprintf(&req->close_delim, "\r\n--%s--", req->boundary) >= 0)
+    req->close_len = strlen(req->close_delim);
+  else
+    req->close_delim = NULL;
+  return req->boundary != NULL && req->close_delim != NULL;
 }
 
 /* The headers are in: decide how the body will be read, or refuse it. */
@@ -506,6 +518,49 @@ static void intake_start(lm_http_request *req)
   if (!req->pp) reject(req, 400, true, "Content-Type: cannot parse multipart/form-data (%s)", ctype);
 }
 
+/* Where the close delimiter ends in this chunk (bytes of data up to and
+** including it), or 0 when it does not end here.  A delimiter that started
+** in earlier chunks is found through close_tail. */
+static size_t close_delimiter_end(lm_http_request *req, const char *data, size_t size)
+{
+  size_t n = req->close_len, tl = req->close_tail_len;
+  char probe[512];
+  size_t head = size < n - 1 ? size : n - 1;
+  memcpy(probe, req->close_tail, tl);
+  memcpy(probe + tl, data, head);
+  const char *hit = memmem(probe, tl + head, req->close_delim, n);
+  if (hit && (size_t)(hit - probe) + n > tl) return (size_t)(hit - probe) + n - tl;
+  hit = memmem(data, size, req->close_delim, n);
+  if (hit) return (size_t)(hit - data) + n;
+  /* keep the last n - 1 bytes of tail + data for the next chunk */
+  if (size >= n - 1) {
+    memcpy(req->close_tail, data + size - (n - 1), n - 1);
+    req->close_tail_len = n - 1;
+  } else {
+    size_t keep = tl + size > n - 1 ? n - 1 - size : tl;
+    memmove(req->close_tail, req->close_tail + tl - keep, keep);
+    memcpy(req->close_tail + keep, data, size);
+    req->close_tail_len = keep + size;
+  }
+  return 0;
+}
+
+/* A multipart chunk to MHD's post processor, up to the close delimiter.
+** RFC 2046 5.1.1 says an epilogue after it is to be ignored; MHD 0.9.75
+** fails on one, and the AIAA Python client and MONAI Label's client end
+** every body with "--B--\r\n\r\n" (one CRLF after the delimiter's own). */
+static void intake_multipart(lm_http_request *req, const char *data, size_t size)
+{
+  if (req->epilogue) return;
+  size_t end = close_delimiter_end(req, data, size);
+  if (end) {
+    req->epilogue = true;
+    size = end;
+  }
+  if (MHD_post_process(req->pp, data, size) != MHD_YES)
+    reject(req, 400, false, "malformed multipart/form-data body");
+}
+
 static void intake_data(lm_http_request *req, const char *data, size_t size)
 {
   lm_http_server *srv = req->srv;
@@ -516,8 +571,7 @@ static void intake_data(lm_http_request *req, const char *data, size_t size)
              (long long)srv->opts.max_body);
       return;
     }
-    if (MHD_post_process(req->pp, data, size) != MHD_YES)
-      reject(req, 400, false, "malformed multipart/form-data body");
+    intake_multipart(req, data, size);
     return;
   }
   int64_t limit = srv->opts.max_plain_body < srv->opts.max_body ? srv->opts.max_plain_body

@@ -204,8 +204,10 @@ def multipart_py(fields, files):
         out += [b"--" + PY_BOUNDARY.encode(),
                 b'Content-Disposition: form-data; name="%s"; filename="%s"' % (k.encode(), filename.encode()),
                 b"Content-Type: application/octet-stream", b"", data]
+    # client_api.py ends every line with CRLF, the last empty one too: the
+    # body ends "--B--\r\n\r\n" (an epilogue of one CRLF).
     out += [b"--" + PY_BOUNDARY.encode() + b"--", b""]
-    return "multipart/form-data; boundary=%s" % PY_BOUNDARY, crlf.join(out)
+    return "multipart/form-data; boundary=%s" % PY_BOUNDARY, b"".join(line + crlf for line in out)
 
 
 def request_py(port, method, selector, fields=None, files=None, body=None, headers=None, timeout=300):

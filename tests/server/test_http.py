@@ -58,8 +58,10 @@ def multipart(boundary, fields, files):
         out += [f"--{boundary}".encode(),
                 f'Content-Disposition: form-data; name="{name}"; filename="{filename}"'.encode(),
                 b"Content-Type: application/octet-stream", b"", data]
+    # Every line, the last empty one too, ends with CRLF: the body ends
+    # "--B--\r\n\r\n", one CRLF of epilogue after the close delimiter.
     out += [f"--{boundary}--".encode(), b""]
-    return b"\r\n".join(out)
+    return b"".join(line + b"\r\n" for line in out)
 
 
 def raw_request(port, data, host="127.0.0.1", read_all=True, timeout=IO_TIMEOUT):
@@ -170,6 +172,33 @@ def run(port, tport, proc, upload_dir):
        and f.get("filename") == "image.nii.gz", "C++-client multipart (HTTP/1.0, quoted boundary)",
        body[:300])
     ok(h.get("content-length") == str(len(body)), "HTTP/1.0 reply with Content-Length", h)
+
+    # RFC 2046: an epilogue after the close delimiter is ignored.
+    data = multipart(PY_BOUNDARY, {"params": "{}"}, {"datapoint": ("a.bin", b"abc")}) + b"epilogue\r\n"
+    st, h, body = request(port, "POST", "/upload", body=data,
+                          headers={"Content-Type": f"multipart/form-data; boundary={PY_BOUNDARY}"})
+    ok(st == 200 and json.loads(body)["files"]["datapoint"]["size"] == 3,
+       "an epilogue after the close delimiter is ignored", body[:300])
+    # The close delimiter split over many reads: sent a few bytes at a time.
+    data = multipart(CPP_BOUNDARY, {"params": "{}"}, {"image": ("d.bin", b"0123456789" * 30)})
+    s = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.sendall((f"POST /upload HTTP/1.0\r\nHost: x\r\nConnection: close\r\n"
+               f'Content-Type: multipart/form-data; boundary="{CPP_BOUNDARY}"\r\n'
+               f"Content-Length: {len(data)}\r\n\r\n").encode())
+    for i in range(0, len(data), 7):
+        s.sendall(data[i:i + 7])
+        time.sleep(0.002)
+    rest = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        rest += b
+    s.close()
+    st, h, body = split_response(rest)
+    ok(st == 200 and json.loads(body)["files"]["image"]["size"] == 300,
+       "a body arriving 7 bytes at a time (delimiters split across reads)", rest[:300])
 
     # Expect: 100-continue (curl does it for bodies over 1 KiB).
     data = multipart(PY_BOUNDARY, {"params": "{}"}, {"datapoint": ("a.bin", b"x" * 5000)})
