@@ -575,6 +575,7 @@ function lumen.serve_app(opts)
   local queue = math.tointeger(opts.queue or 8)
   if not queue or queue < 1 then error("serve: queue must be a positive integer", 2) end
   local expiry = tonumber(opts.session_expiry or 3600)
+  expiry = math.tointeger(expiry) or expiry -- 3600, not 3600.0, in session_info
   if not expiry or expiry <= 0 then error("serve: session_expiry must be a positive number", 2) end
   local app = setmetatable({
     models_dir = ((opts.models or lumen.model_repository()):gsub("/+$", "")),

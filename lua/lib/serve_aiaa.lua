@@ -195,7 +195,11 @@ local function read_params(req)
 end
 S.read_params = read_params
 
--- A list of integer points [x, y, z] inside shape.  -> nil or a message.
+-- A list of integer points [x, y, z] inside shape.  -> nil or a message
+-- (entries numbered from 0, as JSON readers count).  A coordinate equal to
+-- the extent is moved onto the last voxel: the AIAA clients' client-side
+-- crop (dextr3d pre_process) clips its box to size - 1 but scales the
+-- points by size, so an extreme point on the last slice arrives one past it.
 local function check_points(list, key, shape, min_count)
   if type(list) ~= "table" then return ("params.%s must be a list of [x, y, z] points"):format(key) end
   if #list < min_count then
@@ -204,16 +208,18 @@ local function check_points(list, key, shape, min_count)
   end
   for i, p in ipairs(list) do
     if type(p) ~= "table" or #p ~= 3 then
-      return ("params.%s[%d] must be [x, y, z]"):format(key, i)
+      return ("params.%s[%d] must be [x, y, z]"):format(key, i - 1)
     end
     for a = 1, 3 do
       local v = p[a]
       if type(v) ~= "number" or v ~= math.floor(v) then
-        return ("params.%s[%d] must hold integer voxel indices"):format(key, i)
+        return ("params.%s[%d] must hold integer voxel indices"):format(key, i - 1)
       end
-      if v < 0 or v >= shape[a] then
+      if v == shape[a] then
+        p[a] = shape[a] - 1
+      elseif v < 0 or v > shape[a] then
         return ("params.%s[%d] = [%s] lies outside the image (%s)")
-               :format(key, i, table.concat(p, ", "), table.concat(shape, "x"))
+               :format(key, i - 1, table.concat(p, ", "), table.concat(shape, "x"))
       end
     end
   end
@@ -451,31 +457,68 @@ local function mask2polygon(req, app)
   return json(200, res.polygons or {})
 end
 
--- POST /v1/fixpolygon: params {poly, polygon_index, vertex_index,
--- vertex_offset, propagate_neighbor[, slice_index, propagate_neighbor_3d]}
--- + the image giving the grid; multipart reply: params {"poly": ...} and the
--- rasterised mask.
+-- fixpolygon's params as the clients send them -> FixPolygon's options,
+-- or nil, message.  The Python client sends {poly, vertex_offset,
+-- polygon_index, vertex_index, propagate_neighbor[, slice_index,
+-- propagate_neighbor_3d]}; the C++ client (MITK) camelCase indices
+-- (polygonIndex, vertexIndex, sliceIndex), and either prev_poly with
+-- vertexOffset, or (older) poly with the vertex already moved plus
+-- prev_poly, from which the offset follows.
+local function fixpolygon_options(params)
+  local function pick(a, b)
+    if params[a] ~= nil then return a end
+    return b
+  end
+  local o = {}
+  for _, k in ipairs{{"polygon_index", "polygonIndex"}, {"vertex_index", "vertexIndex"},
+                     {"slice_index", "sliceIndex"}, {"propagate_neighbor"}, {"propagate_neighbor_3d"}} do
+    local v, err = int_param(params, k[2] and pick(k[1], k[2]) or k[1], nil)
+    if err then return nil, err end
+    o[k[1]] = v
+  end
+  if o.polygon_index == nil or o.vertex_index == nil then
+    return nil, "params.polygon_index and params.vertex_index are required"
+  end
+  local off = params[pick("vertex_offset", "vertexOffset")]
+  local base = params.poly
+  if off == nil and type(params.poly) == "table" and type(params.prev_poly) == "table" then
+    -- the moved vertex minus where it was
+    local function vertex(set)
+      local polys = set
+      if o.slice_index ~= nil then polys = type(set) == "table" and set[o.slice_index + 1] end
+      local poly = type(polys) == "table" and polys[o.polygon_index + 1]
+      local v = type(poly) == "table" and poly[o.vertex_index + 1]
+      if type(v) == "table" and type(v[1]) == "number" and type(v[2]) == "number" then return v end
+      return nil
+    end
+    local now, before = vertex(params.poly), vertex(params.prev_poly)
+    if not now or not before then
+      return nil, "params.poly / params.prev_poly hold no vertex at polygon_index, vertex_index"
+    end
+    off, base = {now[1] - before[1], now[2] - before[2]}, params.prev_poly
+  elseif base == nil then
+    base = params.prev_poly
+  end
+  if type(base) ~= "table" then return nil, "params.poly must be a list of polygons" end
+  if type(off) ~= "table" or #off ~= 2 or type(off[1]) ~= "number" or type(off[2]) ~= "number" then
+    return nil, "params.vertex_offset must be [dx, dy]"
+  end
+  o.poly = lumen.json_encode(base)
+  o.vertex_offset = {off[1], off[2]}
+  return o
+end
+
+-- POST /v1/fixpolygon: the polygon set, the moved vertex and the image
+-- giving the grid (fixpolygon_options); multipart reply: params {"poly":
+-- ...} and the rasterised mask.
 local function fixpolygon(req, app)
   if type(lumen.FixPolygon) ~= "function" then
     return fail(501, "this build has no FixPolygon op")
   end
   local params, perr = read_params(req)
   if not params then return perr end
-  if type(params.poly) ~= "table" then return fail(400, "params.poly must be a list of polygons") end
-  local off = params.vertex_offset
-  if type(off) ~= "table" or #off ~= 2 or type(off[1]) ~= "number" or type(off[2]) ~= "number" then
-    return fail(400, "params.vertex_offset must be [dx, dy]")
-  end
-  local o = {poly = lumen.json_encode(params.poly), vertex_offset = {off[1], off[2]}}
-  for _, k in ipairs{"polygon_index", "vertex_index", "propagate_neighbor", "slice_index",
-                     "propagate_neighbor_3d"} do
-    local v, err = int_param(params, k, nil)
-    if err then return fail(400, err) end
-    o[k] = v
-  end
-  if o.polygon_index == nil or o.vertex_index == nil then
-    return fail(400, "params.polygon_index and params.vertex_index are required")
-  end
+  local o, oerr = fixpolygon_options(params)
+  if not o then return fail(400, oerr) end
   local part = image_part(req)
   if not part then return fail(400, "no image: send a file part (datapoint or image)") end
   local slot <close> = app:admit()

@@ -256,6 +256,16 @@ def main():
              "fixpolygon (NIfTI, C++ style): the moved polygon rasterised, rows y, columns x")
     else:
         t.ok(False, "fixpolygon with a 2-D NIfTI", (r.status, r.body[:200]))
+    # the C++ client's spellings: camelCase indices; prev_poly + vertexOffset,
+    # or (older clients) poly with the vertex already moved + prev_poly
+    moved = [[[10, 10], [23, 10], [20, 20], [10, 20]]]
+    for what, prm in (("prev_poly + vertexOffset", {"prev_poly": square, "vertexOffset": [3, 0]}),
+                      ("poly moved + prev_poly", {"poly": moved, "prev_poly": square})):
+        prm.update({"polygonIndex": 0, "vertexIndex": 1, "propagate_neighbor": 1, "dimension": 2})
+        r = S.request_cpp(port, "POST", "/v1/fixpolygon", json.dumps(prm),
+                          png_gray8([[0] * 40 for _ in range(30)]), "slice.png")
+        t.ok(r.status == 200 and (r.params or {}).get("poly") == [[[12, 10], [23, 10], [22, 20], [10, 20]]],
+             "fixpolygon, C++ client style: " + what, (r.status, r.body[:300]))
     r = S.request_py(port, "POST", "/v1/fixpolygon", fields={"params": json.dumps({"poly": square})},
                      files={"image": ("slice.png", png_gray8([[0] * 40 for _ in range(30)]))})
     is_json_error(r, 400, "fixpolygon without vertex_offset")
@@ -268,7 +278,8 @@ def main():
     t.eq(r.status, 200, "PUT /session/")
     sid = r.json().get("session_id") if r.status == 200 else None
     t.ok(isinstance(sid, str) and sid, "session_id returned", r.body[:200])
-    t.eq(r.json().get("session_info", {}).get("expiry"), 30, "expiry 0 = the server's (--session-expiry 30)")
+    t.ok(json.loads(r.body.decode()).get("session_info", {}).get("expiry") == 30 and b'"expiry":30.0' not in r.body
+         and b'"expiry":30' in r.body, "expiry 0 = the server's (--session-expiry 30), an integer")
     r = S.request_py(port, "GET", "/session/%s" % sid)
     t.eq(r.status, 200, "GET /session/{id}")
     r = S.request_py(port, "POST", "/v1/segmentation?model=demo_ct_unet&session_id=%s" % sid,
@@ -382,6 +393,10 @@ def main():
                      fields={"params": json.dumps({"points": [[500, 1, 1]]})},
                      files={"datapoint": ("ct.nii.gz", fx.ct_bytes)})
     is_json_error(r, 400, "a point outside the image")
+    r = S.request_py(port, "POST", "/v1/dextr3d?model=demo_ct_unet",
+                     fields={"params": json.dumps({"points": [[96, 10, 10], [0, 95, 47]]})},
+                     files={"datapoint": ("ct.nii.gz", fx.ct_bytes)})
+    t.eq(r.status, 200, "a point one past the last voxel (the clients' crop rounding) is taken as the last")
     r = S.request_py(port, "POST", "/v1/inference?model=demo_ct_unet",
                      fields={"params": json.dumps({"result_extension": ".exe"})},
                      files={"datapoint": ("ct.nii.gz", fx.ct_bytes)})
