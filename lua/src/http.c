@@ -123,14 +123,6 @@ enum { CLOSE_GRACEFUL = 1, CLOSE_FORCED = 2 };
 static void drive(lm_http_server *srv);
 static void maybe_stop(lm_http_server *srv);
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-  if (!err || errlen == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 /* ---- options ---- */
 
@@ -906,7 +898,7 @@ static int resolve(const char *host, int port, struct sockaddr_storage *ss, sock
   snprintf(portstr, sizeof portstr, "%d", port);
   int rc = getaddrinfo(host, portstr, &hints, &res);
   if (rc != 0 || !res) {
-    set_err(err, errlen, "host '%s': %s", host, rc ? gai_strerror(rc) : "no address");
+    lm_http_set_err(err, errlen, "host '%s': %s", host, rc ? gai_strerror(rc) : "no address");
     return -EINVAL;
   }
   memcpy(ss, res->ai_addr, res->ai_addrlen);
@@ -920,16 +912,16 @@ int lm_http_server_start(uv_loop_t *loop, const lm_http_options *opts, lm_http_s
 {
   *out = NULL;
   if (!opts->on_request) {
-    set_err(err, errlen, "on_request: a request callback is required");
+    lm_http_set_err(err, errlen, "on_request: a request callback is required");
     return -EINVAL;
   }
   if (opts->port < 0 || opts->port > 65535) {
-    set_err(err, errlen, "port %d: not in 0..65535", opts->port);
+    lm_http_set_err(err, errlen, "port %d: not in 0..65535", opts->port);
     return -EINVAL;
   }
   if (opts->max_body <= 0 || opts->max_plain_body <= 0 || opts->max_text_part <= 0 ||
       opts->max_connections <= 0 || opts->timeout < 0 || opts->idle_timeout < 0) {
-    set_err(err, errlen, "max_body, max_connections and the timeouts must be positive");
+    lm_http_set_err(err, errlen, "max_body, max_connections and the timeouts must be positive");
     return -EINVAL;
   }
   lm_http_server *srv = calloc(1, sizeof *srv);
@@ -971,7 +963,7 @@ int lm_http_server_start(uv_loop_t *loop, const lm_http_options *opts, lm_http_s
       MHD_OPTION_END);
   if (!srv->daemon) {
     int e = errno ? errno : EADDRINUSE;
-    set_err(err, errlen, "cannot listen on %s port %d: %s", srv->opts.host, opts->port,
+    lm_http_set_err(err, errlen, "cannot listen on %s port %d: %s", srv->opts.host, opts->port,
             strerror(e));
     server_free_now(srv);
     return -e;
@@ -984,7 +976,7 @@ int lm_http_server_start(uv_loop_t *loop, const lm_http_options *opts, lm_http_s
   uv_timer_init(loop, &srv->timer);
   srv->timer.data = srv;
   if (!ei || uv_poll_init(loop, &srv->epoll_watch, ei->epoll_fd) != 0) {
-    set_err(err, errlen, "cannot watch the HTTP daemon's epoll descriptor from the loop");
+    lm_http_set_err(err, errlen, "cannot watch the HTTP daemon's epoll descriptor from the loop");
     MHD_stop_daemon(srv->daemon);
     srv->daemon = NULL;
     /* The timer is a loop handle now: freed by its close callback. */

@@ -10,6 +10,11 @@
 
 #include "http.h"
 
+/* printf into err[errlen] (an error message for the caller); nothing when
+** err is NULL or errlen 0. */
+void lm_http_set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* The status of a response. */
 int lm_http_response_status(const lm_http_response *resp);
 

@@ -63,7 +63,7 @@ typedef struct stream {
   uint64_t cur_start; /* offset in the reply of segment cur */
 } stream;
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+void lm_http_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
   if (!err || errlen == 0) return;
   va_list ap;
@@ -129,12 +129,12 @@ int lm_http_response_header(lm_http_response *r, const char *name,
                             const char *value, char *err, size_t errlen)
 {
   if (!name || !value || !valid_header(name, value)) {
-    set_err(err, errlen, "header '%s': not a valid header name and value",
+    lm_http_set_err(err, errlen, "header '%s': not a valid header name and value",
             name ? name : "(null)");
     return -EINVAL;
   }
   if (strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Transfer-Encoding") == 0) {
-    set_err(err, errlen, "header '%s': set by the server (replies always carry "
+    lm_http_set_err(err, errlen, "header '%s': set by the server (replies always carry "
             "an exact Content-Length)", name);
     return -EINVAL;
   }
@@ -172,13 +172,13 @@ static int open_file(const char *path, uint64_t *len, char *err, size_t errlen)
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
-    set_err(err, errlen, "%s: cannot open: %s", path, strerror(e));
+    lm_http_set_err(err, errlen, "%s: cannot open: %s", path, strerror(e));
     return -e;
   }
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     close(fd);
-    set_err(err, errlen, "%s: not a regular file", path);
+    lm_http_set_err(err, errlen, "%s: not a regular file", path);
     return -EINVAL;
   }
   *len = (uint64_t)st.st_size;
@@ -196,7 +196,7 @@ int lm_http_response_file(lm_http_response *r, const char *path,
                           char *err, size_t errlen)
 {
   if (r->kind == BODY_PARTS) {
-    set_err(err, errlen, "a reply has either parts or a file");
+    lm_http_set_err(err, errlen, "a reply has either parts or a file");
     return -EINVAL;
   }
   uint64_t len = 0;
@@ -242,12 +242,12 @@ int lm_http_response_part(lm_http_response *r, const char *name,
                           char *err, size_t errlen)
 {
   if (r->kind == BODY_FILE) {
-    set_err(err, errlen, "a reply has either parts or a file");
+    lm_http_set_err(err, errlen, "a reply has either parts or a file");
     return -EINVAL;
   }
   if (!name) name = "";
   if (content_type && !valid_header("Content-Type", content_type)) {
-    set_err(err, errlen, "part '%s': content_type has a line break", name);
+    lm_http_set_err(err, errlen, "part '%s': content_type has a line break", name);
     return -EINVAL;
   }
   out_part p = {.fd = -1};
