@@ -1021,13 +1021,6 @@ function lumen.load_aiaa_package(path, opts)
   local pkg = setmetatable({model = model, owns_model = owns, dir = dir, config = cfg,
                             source = source, pipeline = pipeline,
                             metadata = metadata_of(cfg, name)}, AiaaPackage)
-  function pkg.infer(img, o)
-    local call = {}
-    for k, v in pairs(o or {}) do call[k] = v end
-    call.model = call.model or pkg.model
-    call.package = dir
-    call.metadata = pkg.metadata
-    return pipeline.infer(img, call)
-  end
+  lumen.package_bind_infer(pkg, pipeline)
   return pkg
 end

@@ -150,6 +150,29 @@ end
 -- {infer = function(img, opts) ... return labels end}.
 local Package = {}
 Package.__index = Package
+
+-- lumen.package_kind(dir) -> "lumen" (metadata.json), "aiaa"
+-- (config_aiaa.json) or nil: what kind of model package a folder holds
+-- (a folder with both is a lumen package).
+function lumen.package_kind(dir)
+  if lumen.fs.stat(dir .. "/metadata.json") == "file" then return "lumen" end
+  if lumen.fs.stat(dir .. "/config_aiaa.json") == "file" then return "aiaa" end
+  return nil
+end
+
+-- pkg.infer(img, opts) over pipeline.infer: opts copied, with the package's
+-- model (unless opts.model), folder and metadata added.  Shared by lumen and
+-- AIAA packages (aiaa_config.lua).
+function lumen.package_bind_infer(pkg, pipeline)
+  function pkg.infer(img, o)
+    local call = {}
+    for k, v in pairs(o or {}) do call[k] = v end
+    call.model = call.model or pkg.model
+    call.package = pkg.dir
+    call.metadata = pkg.metadata
+    return pipeline.infer(img, call)
+  end
+end
 function Package:free()
   if self.model then self.model:free() end
 end
@@ -173,14 +196,7 @@ function lumen.load_package(path, load_opts)
   end
   local pkg = setmetatable({model = model, dir = dir, pipeline = pipeline,
                             metadata = model.metadata}, Package)
-  function pkg.infer(img, o)
-    local call = {}
-    for k, v in pairs(o or {}) do call[k] = v end
-    call.model = call.model or pkg.model
-    call.package = dir
-    call.metadata = pkg.metadata
-    return pipeline.infer(img, call)
-  end
+  lumen.package_bind_infer(pkg, pipeline)
   return pkg
 end
 

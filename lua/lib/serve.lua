@@ -150,13 +150,7 @@ end
 
 -- The repository -------------------------------------------------------
 
--- What a folder holds: "lumen" (metadata.json), "aiaa" (config_aiaa.json)
--- or nil.
-local function package_kind(dir)
-  if lumen.fs.stat(dir .. "/metadata.json") == "file" then return "lumen" end
-  if lumen.fs.stat(dir .. "/config_aiaa.json") == "file" then return "aiaa" end
-  return nil
-end
+local package_kind = lumen.package_kind
 
 local function load_folder(dir)
   local kind = package_kind(dir)

@@ -181,13 +181,7 @@ local function must(ok, err, status)
   return ok
 end
 
--- What a folder holds: "lumen" (metadata.json) or "aiaa" (config_aiaa.json),
--- the same order serve.lua uses.
-local function package_kind(dir)
-  if lumen.fs.stat(dir .. "/metadata.json") == "file" then return "lumen" end
-  if lumen.fs.stat(dir .. "/config_aiaa.json") == "file" then return "aiaa" end
-  return nil
-end
+local package_kind = lumen.package_kind
 
 local function config_file(dir)
   return package_kind(dir) == "aiaa" and "config_aiaa.json" or "metadata.json"
