@@ -239,40 +239,12 @@ static void make_seeds(void)
   put(add("not an archive", "not a zip or tar archive"), "just text\n", 10);
 }
 
-static uint32_t rng = 6006;
-static uint32_t next_rand(void)
-{
-  rng = rng * 1664525u + 1013904223u;
-  return rng >> 8;
-}
-
+/* Truncations (an upload cut anywhere) and byte flips: type flags, size
+ * digits, name bytes ('/', '.'). */
 static long run_mutations(const uint8_t *data, size_t len)
 {
-  long count = 0;
-  LLVMFuzzerTestOneInput(data, len);
-  count++;
-  uint8_t *m = malloc(len + 1);
-  if (!m) abort();
-  /* Truncations: an upload cut anywhere. */
-  for (size_t cut = 0; cut < len; cut += 1 + len / 30) {
-    memcpy(m, data, cut);
-    LLVMFuzzerTestOneInput(m, cut);
-    count++;
-  }
-  /* Byte flips: type flags, size digits, name bytes ('/', '.'). */
   static const uint8_t pick[] = {0, '/', '.', '1', '2', '5', '7', ' ', 0xff};
-  for (int i = 0; i < 30; i++) {
-    memcpy(m, data, len);
-    int flips = 1 + (int)(next_rand() % 3);
-    for (int f = 0; f < flips; f++) {
-      size_t pos = next_rand() % len;
-      m[pos] = i % 2 ? pick[next_rand() % sizeof pick] : (uint8_t)(m[pos] ^ (1u << (next_rand() % 8)));
-    }
-    LLVMFuzzerTestOneInput(m, len);
-    count++;
-  }
-  free(m);
-  return count;
+  return fuzz_replay_mutations(data, len, 30, 30, pick, sizeof pick);
 }
 
 /* Each seed's outcome, called directly (the harness only checks

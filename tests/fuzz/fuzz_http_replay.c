@@ -59,39 +59,12 @@ static const char *const seeds[] = {
 };
 #define NSEEDS (int)(sizeof seeds / sizeof seeds[0])
 
-static uint32_t rng = 6006;
-static uint32_t next_rand(void)
-{
-  rng = rng * 1664525u + 1013904223u;
-  return rng >> 8;
-}
-
+/* Truncations every few bytes (a client that stops anywhere) and byte flips,
+ * where separators, digits of lengths and quotes matter most. */
 static long run_mutations(const uint8_t *buf, size_t len)
 {
-  long count = 0;
-  LLVMFuzzerTestOneInput(buf, len);
-  count++;
-  uint8_t *m = malloc(len + 1);
-  /* Truncations every few bytes: a client that stops anywhere. */
-  for (size_t cut = 0; cut < len; cut += 1 + len / 40) {
-    memcpy(m, buf, cut);
-    LLVMFuzzerTestOneInput(m, cut);
-    count++;
-  }
-  /* Byte flips: separators, digits of lengths, quotes matter most. */
   static const uint8_t pick[] = {0, '\r', '\n', '"', ';', '-', '9', ':', ' ', 0xff};
-  for (int i = 0; i < 40; i++) {
-    memcpy(m, buf, len);
-    int flips = 1 + (int)(next_rand() % 3);
-    for (int f = 0; f < flips; f++) {
-      size_t pos = next_rand() % len;
-      m[pos] = i % 2 ? pick[next_rand() % sizeof pick] : (uint8_t)(m[pos] ^ (1u << (next_rand() % 8)));
-    }
-    LLVMFuzzerTestOneInput(m, len);
-    count++;
-  }
-  free(m);
-  return count;
+  return fuzz_replay_mutations(buf, len, 40, 40, pick, sizeof pick);
 }
 
 static void test_seeds(void)

@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "fuzz_replay_files.h"
@@ -47,4 +48,38 @@ void fuzz_replay_path(const char *path)
     fuzz_replay_file(p);
   }
   if (d) closedir(d);
+}
+
+static uint32_t rng = 6006;
+static uint32_t next_rand(void)
+{
+  rng = rng * 1664525u + 1013904223u;
+  return rng >> 8;
+}
+
+long fuzz_replay_mutations(const uint8_t *data, size_t len, size_t cuts, int rounds,
+                           const uint8_t *pick, size_t npick)
+{
+  long count = 0;
+  LLVMFuzzerTestOneInput(data, len);
+  count++;
+  uint8_t *m = malloc(len + 1);
+  if (!m) abort();
+  for (size_t cut = 0; cut < len; cut += 1 + len / cuts) {
+    memcpy(m, data, cut);
+    LLVMFuzzerTestOneInput(m, cut);
+    count++;
+  }
+  for (int i = 0; i < rounds && len > 0; i++) {
+    memcpy(m, data, len);
+    int flips = 1 + (int)(next_rand() % 3);
+    for (int f = 0; f < flips; f++) {
+      size_t pos = next_rand() % len;
+      m[pos] = i % 2 ? pick[next_rand() % npick] : (uint8_t)(m[pos] ^ (1u << (next_rand() % 8)));
+    }
+    LLVMFuzzerTestOneInput(m, len);
+    count++;
+  }
+  free(m);
+  return count;
 }
