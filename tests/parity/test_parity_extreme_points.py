@@ -20,22 +20,7 @@ import subprocess
 import sys
 import tempfile
 
-
-def reexec_with_venv():
-    try:
-        import monai  # noqa: F401
-        return None
-    except ImportError:
-        pass
-    root = os.environ.get("LUMEN_SOURCE_ROOT") or os.path.dirname(
-        os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    vpy = os.path.join(root, "venv", "bin", "python")
-    if os.environ.get("EXTREME_PARITY_REEXEC") or not os.access(vpy, os.X_OK):
-        print(f"skip: MONAI missing ({vpy}: run scripts/peers)")
-        return 77
-    os.environ["EXTREME_PARITY_REEXEC"] = "1"
-    os.execv(vpy, [vpy, os.path.abspath(__file__)] + sys.argv[1:])
-    return 77
+from peers_venv import reexec_with_venv
 
 
 class FirstChoice:
@@ -88,7 +73,7 @@ def main():
     if len(sys.argv) != 3:
         print(__doc__)
         return 2
-    rc = reexec_with_venv()
+    rc = reexec_with_venv(("monai",), __file__)
     if rc is not None:
         return rc
     import numpy as np

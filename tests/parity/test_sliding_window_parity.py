@@ -22,27 +22,9 @@ import subprocess
 import sys
 import tempfile
 
+from peers_venv import reexec_with_venv
+
 TOL = 1e-5
-
-
-def reexec_with_venv():
-    """MONAI lives in venv/ (Debian's python3 lacks it): run there."""
-    try:
-        import monai  # noqa: F401
-        import onnx  # noqa: F401
-        import torch  # noqa: F401
-        return None
-    except ImportError:
-        pass
-    root = os.environ.get("LUMEN_SOURCE_ROOT") or os.path.dirname(
-        os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    vpy = os.path.join(root, "venv", "bin", "python")
-    if os.environ.get("SW_PARITY_REEXEC") or not os.access(vpy, os.X_OK):
-        print(f"skip: torch, onnx or MONAI missing ({vpy}: run scripts/peers)")
-        return 77
-    os.environ["SW_PARITY_REEXEC"] = "1"
-    os.execv(vpy, [vpy, os.path.abspath(__file__)] + sys.argv[1:])
-    return 77
 
 
 def make_net(dim, cin, cout, seed):
@@ -160,7 +142,7 @@ def nnunet_sliding(net, x, tile, step, mirror_axes, gaussian=True, half=False):
 
 
 def main():
-    st = reexec_with_venv()
+    st = reexec_with_venv(("monai", "onnx", "torch"), __file__)
     if st is not None:
         return st
     import numpy as np
