@@ -256,8 +256,9 @@ local DTYPES = {uint8 = true, int8 = true, uint16 = true, int16 = true, uint32 =
                 int64 = true, float32 = true, float64 = true}
 
 -- The result file: written by SaveImage (the format follows the extension;
--- ".png", fixpolygon's 2-D reply, by SavePng) into a temporary file, read
--- back, removed.  -> bytes, file name.
+-- ".png", fixpolygon's 2-D reply, by SavePng) into a temporary file that the
+-- reply streams from disk and then removes (remove = true).  -> its path,
+-- the file name for the client.
 local function result_file(app, labels, params)
   local ext = params.result_extension or ".nii.gz"
   local save = {}
@@ -269,11 +270,7 @@ local function result_file(app, labels, params)
     os.remove(tmp)
     error(err, 0)
   end
-  local f = assert(io.open(tmp, "rb"))
-  local bytes = f:read("a")
-  f:close()
-  os.remove(tmp)
-  return bytes, "result" .. ext
+  return tmp, "result" .. ext
 end
 
 -- Checks of the output options before any work is done.  -> nil or 400.
@@ -292,18 +289,18 @@ end
 
 -- The multipart reply of aiaa-api.md 1.3: params JSON, then the image.
 -- output "image": just the file; "json": just the params.
-local function reply(params_out, bytes, filename, output)
+-- path: the result file (result_file), or nil when there is no image.
+local function reply(params_out, path, filename, output)
   if output == "image" then
-    if not bytes then return fail(500, "the model returned no image") end
-    return {status = 200, body = bytes,
-            headers = {["Content-Type"] = "application/octet-stream",
-                       ["Content-Disposition"] = ('attachment; filename="%s"'):format(filename)}}
+    if not path then return fail(500, "the model returned no image") end
+    return {status = 200, file = {path = path, content_type = "application/octet-stream",
+                                  filename = filename, remove = true}}
   end
   if output == "json" then return json(200, params_out) end
   local parts = {{name = "params", content_type = "application/json", body = S.encode(params_out)}}
-  if bytes then
+  if path then
     parts[2] = {name = "image", filename = filename, content_type = "application/octet-stream",
-                body = bytes}
+                path = path, remove = true}
   end
   return {status = 200, parts = parts}
 end
@@ -402,17 +399,17 @@ local function run_inference(req, app, endpoint, model_name, opts)
     local _, values = label_list(entry)
     out.label_names = object(values)
   end
-  local bytes, filename
+  local path, filename
   if lumen.istensor(labels) then
     local owned <close> = labels
     if endpoint == "segmentation" and out.points == nil then out.points = extreme_points(labels) end
-    if output ~= "json" then bytes, filename = result_file(app, labels, params) end
+    if output ~= "json" then path, filename = result_file(app, labels, params) end
   elseif labels ~= nil then
     return fail(500, ("model '%s': infer returned a %s, not a label image"):format(model_name, type(labels)))
   elseif endpoint ~= "inference" and endpoint ~= "infer" then
     return fail(500, ("model '%s' returned no label image"):format(model_name))
   end
-  return reply(out, bytes, filename, output)
+  return reply(out, path, filename, output)
 end
 S.run_inference = run_inference
 
@@ -532,8 +529,8 @@ local function fixpolygon(req, app)
   end
   local owned <close> = mask
   -- a PNG slice comes back as a PNG (the 2-D clients paste it as one)
-  local bytes, filename = result_file(app, mask, object{result_extension = kind == "png" and ".png" or nil})
-  return reply(object{poly = (res or {}).poly}, bytes, filename, nil)
+  local path, filename = result_file(app, mask, object{result_extension = kind == "png" and ".png" or nil})
+  return reply(object{poly = (res or {}).poly}, path, filename, nil)
 end
 
 ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "http.h"
 #include "lml.h"
@@ -277,6 +278,35 @@ static bool respond_with(lua_State *L, req_box *b)
   return true;
 }
 
+/* A file the reply marks `remove = true`: the handler's temporary result,
+** deleted once the reply has opened it (or was not sent at all). */
+static void remove_marked_file(lua_State *L, int t)
+{
+  if (!lua_istable(L, t)) return;
+  bool rm = lua_getfield(L, t, "remove") == LUA_TBOOLEAN && lua_toboolean(L, -1);
+  if (rm && lua_getfield(L, t, "path") == LUA_TSTRING) unlink(lua_tostring(L, -1));
+  lua_settop(L, t);
+}
+
+/* The files of a reply table at index v marked for removal. */
+static void remove_marked_files(lua_State *L, int v)
+{
+  if (!lua_istable(L, v)) return;
+  int top = lua_gettop(L);
+  lua_getfield(L, v, "file");
+  remove_marked_file(L, lua_gettop(L));
+  lua_settop(L, top);
+  if (lua_getfield(L, v, "parts") == LUA_TTABLE) {
+    int ps = lua_gettop(L);
+    for (lua_Integer i = 1, n = luaL_len(L, ps); i <= n; i++) {
+      lua_geti(L, ps, i);
+      remove_marked_file(L, lua_gettop(L));
+      lua_settop(L, ps);
+    }
+  }
+  lua_settop(L, top);
+}
+
 /* The handler returned (status LUA_OK or LUA_YIELD: its result on top) or
 ** failed (its error on top). */
 static int request_done(lua_State *L, int status, lua_KContext kctx)
@@ -285,6 +315,8 @@ static int request_done(lua_State *L, int status, lua_KContext kctx)
   req_box *b = lua_touserdata(L, 3);
   b->finished = true;
   b->server->running--;
+  int result = lua_gettop(L);
+  bool returned = status == LUA_OK || status == LUA_YIELD;
   if (b->req && !lm_http_request_finished(b->req)) {
     bool ok = status == LUA_OK || status == LUA_YIELD;
     if (ok && respond_with(L, b)) {
@@ -306,6 +338,7 @@ static int request_done(lua_State *L, int status, lua_KContext kctx)
       if (!on_error || !respond_with(L, b)) respond_error(b, 500, msg);
     }
   }
+  if (returned) remove_marked_files(L, result);
   request_release(b);
   return 0;
 }
@@ -547,7 +580,9 @@ static lua_Integer opt_int_field(lua_State *L, const char *k, lua_Integer def, l
 ** and returns {status = 200, headers = {...}, body = string} or
 ** {status =, parts = {{name =, body = | path =, filename =, content_type =}}}
 ** (multipart/form-data with Content-Length) or {status =, file = {path =,
-** content_type =, filename =}}; a string is a 200 body.  An error gives 500
+** content_type =, filename =}}; a string is a 200 body.  A file or part
+** with `remove = true` is deleted once the reply has opened it (also when
+** no reply is sent): a temporary result streams from disk.  An error gives 500
 ** {"error": "..."}; on_error(message, req) is called first and may return a
 ** reply of its own.  server.port, server.inflight, server.closed,
 ** server:close(), server:wait() (until closed; a script serves while it

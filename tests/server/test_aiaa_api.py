@@ -452,6 +452,7 @@ def main():
         time.sleep(0.02)
     code = srv.stop()
     th.join(60)
+    t.eq(srv.leftovers(), [], "no upload or result file left in the server's TMPDIR")
     r = result.get("r")
     t.ok(r is not None and r.status == 200, "the request in flight at SIGTERM is answered",
          r and (r.status, r.body[:200]))

@@ -6,6 +6,7 @@ their multipart replies (1.3), a small phantom CT and its `lumen run` mask.
 Standard library only for HTTP (http.client, socket); nibabel and numpy for
 the voxel comparisons (the tests exit 77 without them)."""
 
+import atexit
 import email.parser
 import email.policy
 import http.client
@@ -117,6 +118,10 @@ class Server:
 
     def __init__(self, lumen, models, *args, env=None):
         cmd = [lumen, "serve", "--models", models, "--host", "127.0.0.1", "--port", "0"] + list(args)
+        # its own TMPDIR: uploads and result files go there, and must not stay
+        self.tmpdir = tempfile.mkdtemp(prefix="lumen-serve-tmp-")
+        atexit.register(shutil.rmtree, self.tmpdir, True)
+        env = dict(env if env is not None else os.environ, TMPDIR=self.tmpdir)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=env, text=True)
         self.lines = []
@@ -145,6 +150,16 @@ class Server:
     def _read_rest(self):
         for line in self.proc.stderr:
             self.lines.append(line)
+
+    def leftovers(self, wait=2.0):
+        """Files left in the server's TMPDIR once its replies are done
+        (removal follows the reply by a moment)."""
+        deadline = time.time() + wait
+        while True:
+            left = sorted(os.listdir(self.tmpdir))
+            if not left or time.time() > deadline:
+                return left
+            time.sleep(0.05)
 
     def rss(self):
         with open("/proc/%d/status" % self.proc.pid) as f:
