@@ -16,7 +16,7 @@ struct argmax_args {
 /* Values compared in their own type: integers exactly, float16 / bfloat16
  * as float32 (exact), as the CPU does. */
 template <typename T>
-__device__ __forceinline__ int64_t scan(const T *p, int64_t nch, int64_t cs)
+LMC_HD int64_t scan(const T *p, int64_t nch, int64_t cs)
 {
   T best = p[0];
   int64_t idx = 0;
@@ -30,7 +30,7 @@ __device__ __forceinline__ int64_t scan(const T *p, int64_t nch, int64_t cs)
   return idx;
 }
 
-__device__ __forceinline__ int64_t scan_f(const void *base, int64_t off,
+LMC_HD int64_t scan_f(const void *base, int64_t off,
                                           int dt, int64_t nch, int64_t cs)
 {
   float best = lmc_load_f32(base, off, dt);
@@ -45,11 +45,12 @@ __device__ __forceinline__ int64_t scan_f(const void *base, int64_t off,
   return idx;
 }
 
-__global__ void argmax_kernel(const void *in, void *out, argmax_args a)
-{
-  int64_t stride = (int64_t)gridDim.x * blockDim.x;
-  for (int64_t o = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; o < a.n;
-       o += stride) {
+struct argmax_kernel {
+  const void *in;
+  void *out;
+  argmax_args a;
+  LMC_HD void operator()(int64_t o) const
+  {
     int64_t off = lmc_in_offset(a.d, o), idx;
     switch (a.in_dt) {
     case LM_U8: idx = scan((const uint8_t *)in + off, a.nch, a.ch_stride); break;
@@ -69,7 +70,7 @@ __global__ void argmax_kernel(const void *in, void *out, argmax_args a)
     default: lmc_store_f64(out, o, a.out_dt, (double)idx); break;
     }
   }
-}
+};
 
 extern "C" int lmc_argmax(lm_op_ctx *ctx)
 {
@@ -78,9 +79,8 @@ extern "C" int lmc_argmax(lm_op_ctx *ctx)
   int st = xf_argmax_options(ctx, in, &o);
   if (st < 0) return st;
   lm_device dev = lm_tensor_device(in);
-  char err[256] = "";
-  cudaStream_t s = lmc_thread_stream(dev.index, err, sizeof err);
-  if (!s) return lm_ctx_error(ctx, LM_ECUDA, "%s", err);
+  cudaStream_t s;
+  if ((st = lmc_stream(ctx, &s)) < 0) return st;
   st = xf_argmax_output(ctx, in, &o, dev, &out);
   if (st < 0) return st;
 
@@ -100,18 +100,6 @@ extern "C" int lmc_argmax(lm_op_ctx *ctx)
     a.d.out_stride[a.d.ndim] = lm_tensor_strides(out)[ok];
     a.d.ndim++;
   }
-  if (a.n > 0) {
-    int threads = 256;
-    int64_t blocks = (a.n + threads - 1) / threads;
-    if (blocks > 65536) blocks = 65536;
-    argmax_kernel<<<(unsigned)blocks, threads, 0, s>>>(lm_tensor_data(in),
-                                                       lm_tensor_data(out), a);
-    cudaError_t e = cudaGetLastError();
-    if (e == cudaSuccess) e = cudaStreamSynchronize(s);
-    if (e != cudaSuccess) {
-      lm_tensor_release(out);
-      return lmc_fail(ctx, "Argmax kernel", e);
-    }
-  }
-  return lm_ctx_set_output(ctx, 0, out);
+  cudaError_t e = lmc_for_each(s, a.n, argmax_kernel{lm_tensor_data(in), lm_tensor_data(out), a});
+  return lmc_finish(ctx, s, e, "Argmax kernel", &out, 1);
 }

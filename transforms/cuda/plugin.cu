@@ -1,7 +1,12 @@
 /* liblumen_cuda.so: the CUDA plugin's entry table (engine/src/cuda_plugin.h):
  * device probing, memory, copies, per-thread streams and kernel
- * registration.  The engine dlopen()s it; liblumen never links CUDA. */
+ * registration.  The engine dlopen()s it; liblumen never links CUDA.
+ *
+ * Built with -DLMC_EMULATE (liblumen_cuda_emu.so, see cuda_util.h) the same
+ * table describes one emulated device whose memory is host memory, so the
+ * GPU tests run the kernels' host emulation on machines without a GPU. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cuda_plugin.h"
@@ -9,6 +14,57 @@
 
 extern "C" int lmc_scale_intensity_range(lm_op_ctx *ctx);
 extern "C" int lmc_argmax(lm_op_ctx *ctx);
+
+#ifdef LMC_EMULATE
+
+cudaStream_t lmc_thread_stream(int device, char *err, size_t errlen)
+{
+  (void)device;
+  if (err && errlen) err[0] = 0;
+  return NULL;
+}
+
+static int plugin_init(char *msg, size_t msglen)
+{
+  snprintf(msg, msglen, "1 device: emulated CUDA device (host memory, kernels run on the CPU; tests only)");
+  return 1;
+}
+
+static void *plugin_malloc(int device, size_t nbytes)
+{
+  (void)device;
+  /* cudaMalloc's alignment, and a non-NULL pointer for empty tensors. */
+  size_t n = (nbytes + 255) & ~(size_t)255;
+  return aligned_alloc(256, n ? n : 256);
+}
+
+static void plugin_free(int device, void *ptr)
+{
+  (void)device;
+  free(ptr);
+}
+
+static int plugin_copy(int device, void *dst, const void *src, size_t n, char *err, size_t errlen)
+{
+  (void)device;
+  (void)err;
+  (void)errlen;
+  memmove(dst, src, n);
+  return LM_OK;
+}
+#define plugin_h2d plugin_copy
+#define plugin_d2h plugin_copy
+#define plugin_d2d plugin_copy
+
+static int plugin_thread_init(int device, char *err, size_t errlen)
+{
+  (void)device;
+  (void)err;
+  (void)errlen;
+  return LM_OK;
+}
+
+#else
 
 /* One stream per executor thread (the engine runs one thread per device). */
 static thread_local cudaStream_t tl_stream;
@@ -35,12 +91,6 @@ cudaStream_t lmc_thread_stream(int device, char *err, size_t errlen)
   }
   put_error(err, errlen, "cannot create a stream", e);
   return NULL;
-}
-
-int lmc_fail(lm_op_ctx *ctx, const char *what, cudaError_t e)
-{
-  return lm_ctx_error(ctx, LM_ECUDA, "%s: %s (%s)", what, cudaGetErrorString(e),
-                      cudaGetErrorName(e));
 }
 
 static int plugin_init(char *msg, size_t msglen)
@@ -122,6 +172,8 @@ static int plugin_thread_init(int device, char *err, size_t errlen)
 {
   return lmc_thread_stream(device, err, errlen) ? LM_OK : LM_ECUDA;
 }
+
+#endif /* LMC_EMULATE */
 
 static int plugin_register(lm_engine *e)
 {

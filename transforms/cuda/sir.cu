@@ -17,35 +17,36 @@ struct sir_args {
   lmc_dims d;
 };
 
-__device__ __forceinline__ float sir_f32(const xf_sir_f32 &f, float x)
+LMC_HD float sir_f32(const xf_sir_f32 &f, float x)
 {
   if (f.mode == 0) {
-    float t = __fsub_rn(x, f.a_min);
-    return f.add_b_min ? __fadd_rn(t, f.b_min) : t;
+    float t = lmc_fsub(x, f.a_min);
+    return f.add_b_min ? lmc_fadd(t, f.b_min) : t;
   }
-  float y = __fdiv_rn(__fsub_rn(x, f.a_min), f.range);
-  if (f.mode == 2) y = __fadd_rn(__fmul_rn(y, f.b_range), f.b_min);
+  float y = lmc_fdiv(lmc_fsub(x, f.a_min), f.range);
+  if (f.mode == 2) y = lmc_fadd(lmc_fmul(y, f.b_range), f.b_min);
   if (f.clip_lo) y = y < f.lo ? f.lo : y;
   if (f.clip_hi) y = f.hi < y ? f.hi : y;
   return y;
 }
 
-__device__ __forceinline__ double sir_f64(const sir_args &a, double x)
+LMC_HD double sir_f64(const sir_args &a, double x)
 {
-  double t = __dsub_rn(x, a.a_min);
-  if (a.range == 0.0) return a.has_b_min ? __dadd_rn(t, a.b_min) : t;
-  t = __ddiv_rn(t, a.range);
-  if (a.affine) t = __dadd_rn(__dmul_rn(t, a.b_range), a.b_min);
+  double t = lmc_dsub(x, a.a_min);
+  if (a.range == 0.0) return a.has_b_min ? lmc_dadd(t, a.b_min) : t;
+  t = lmc_ddiv(t, a.range);
+  if (a.affine) t = lmc_dadd(lmc_dmul(t, a.b_range), a.b_min);
   if (a.clip && a.has_b_min) t = t < a.b_min ? a.b_min : t;
   if (a.clip && a.has_b_max) t = a.b_max < t ? a.b_max : t;
   return t;
 }
 
-__global__ void sir_kernel(const void *in, void *out, sir_args a)
-{
-  int64_t stride = (int64_t)gridDim.x * blockDim.x;
-  for (int64_t o = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; o < a.n;
-       o += stride) {
+struct sir_kernel {
+  const void *in;
+  void *out;
+  sir_args a;
+  LMC_HD void operator()(int64_t o) const
+  {
     int64_t i = a.linear ? o : lmc_in_offset(a.d, o);
     if (a.in_dt == LM_F64) {
       lmc_store_f64(out, o, a.out_dt, sir_f64(a, ((const double *)in)[i]));
@@ -55,7 +56,7 @@ __global__ void sir_kernel(const void *in, void *out, sir_args a)
       else lmc_store_f64(out, o, a.out_dt, (double)y);
     }
   }
-}
+};
 
 extern "C" int lmc_scale_intensity_range(lm_op_ctx *ctx)
 {
@@ -65,9 +66,8 @@ extern "C" int lmc_scale_intensity_range(lm_op_ctx *ctx)
   int st = xf_sir_options(ctx, &p, &dt);
   if (st < 0) return st;
   lm_device dev = lm_tensor_device(in);
-  char err[256] = "";
-  cudaStream_t s = lmc_thread_stream(dev.index, err, sizeof err);
-  if (!s) return lm_ctx_error(ctx, LM_ECUDA, "%s", err);
+  cudaStream_t s;
+  if ((st = lmc_stream(ctx, &s)) < 0) return st;
   st = lm_tensor_new_like(in, dt, dev, &out);
   if (st < 0) return lm_ctx_error(ctx, st, "cannot allocate the output on cuda:%d", dev.index);
 
@@ -95,18 +95,6 @@ extern "C" int lmc_scale_intensity_range(lm_op_ctx *ctx)
     if (a.d.shape[k] > 1 && a.d.in_stride[k] != a.d.out_stride[k])
       a.linear = false;
   }
-  if (a.n > 0) {
-    int threads = 256;
-    int64_t blocks = (a.n + threads - 1) / threads;
-    if (blocks > 65536) blocks = 65536;
-    sir_kernel<<<(unsigned)blocks, threads, 0, s>>>(lm_tensor_data(in),
-                                                    lm_tensor_data(out), a);
-    cudaError_t e = cudaGetLastError();
-    if (e == cudaSuccess) e = cudaStreamSynchronize(s);
-    if (e != cudaSuccess) {
-      lm_tensor_release(out);
-      return lmc_fail(ctx, "ScaleIntensityRange kernel", e);
-    }
-  }
-  return lm_ctx_set_output(ctx, 0, out);
+  cudaError_t e = lmc_for_each(s, a.n, sir_kernel{lm_tensor_data(in), lm_tensor_data(out), a});
+  return lmc_finish(ctx, s, e, "ScaleIntensityRange kernel", &out, 1);
 }
