@@ -347,7 +347,8 @@ int lm_plan_new(const lm_graph *g, const int *ndims, const int64_t *const *shape
   lm_plan *p = calloc(1, sizeof *p);
   if (!p) return plan_fail(err, errlen, LM_ENOMEM, "out of memory");
   p->threads = opt && opt->threads > 0 ? opt->threads : omp_get_num_procs();
-  p->bf16 = opt && opt->bf16 && lm_cpu_has_bf16();
+  p->layout_only = opt && opt->layout_only;
+  p->bf16 = opt && opt->bf16 && lm_cpu_has_bf16() && !p->layout_only;
   p->g = lm_graph_clone(g);
   if (!p->g) {
     free(p);
@@ -388,7 +389,7 @@ int lm_plan_new(const lm_graph *g, const int *ndims, const int64_t *const *shape
         size_t w = lm_conv_workspace_size(p->steps[s].conv);
         if (w > p->conv_ws_bytes) p->conv_ws_bytes = w;
       }
-    if (p->conv_ws_bytes) {
+    if (p->conv_ws_bytes && !p->layout_only) {
       p->conv_ws = aligned_alloc(64, (p->conv_ws_bytes + 63) & ~(size_t)63);
       if (!p->conv_ws) rc = plan_fail(err, errlen, LM_ENOMEM, "out of memory (conv workspace)");
     }
@@ -567,6 +568,8 @@ int lm_plan_run(lm_plan *p, const float *const *inputs, float *const *outputs,
                 const volatile int *cancel, char *err, size_t errlen)
 {
   if (err && errlen) err[0] = 0;
+  if (p->layout_only)
+    return plan_fail(err, errlen, LM_EINVAL, "%s: a layout-only plan cannot run", gsrc(p->g));
   int prev_threads = omp_get_max_threads();
   omp_set_num_threads(p->threads);
   int rc = run_steps(p, inputs, outputs, cancel, err, errlen);

@@ -23,6 +23,12 @@ typedef struct lm_plan_options {
                       where the CPU has native bf16 (else float32 and
                       lm_plan_uses_bf16 says false) */
   int threads;     /* OpenMP threads for the kernels; 0 = number of cores */
+  bool layout_only;   /* the steps and the memory layout only, for another
+                         backend (the GPU plan, transforms/cuda/gpu_plan.c):
+                         conv steps keep their lm_conv_desc and weight
+                         pointers (plan_step.cdesc) instead of oneDNN
+                         primitives, no arena nor conv workspace is
+                         allocated, and the plan cannot run */
 } lm_plan_options;
 
 /* Build a plan for g (prepared with lm_graph_prepare; not modified: the

@@ -66,6 +66,11 @@ typedef struct plan_step {
   const lm_gnode *node;          /* the node it runs (first of a fused group) */
   const lm_cpu_kernel *k;
   lm_conv *conv;
+  /* STEP_CONV of a layout-only plan: the descriptor (act fused) and the
+  ** weight/bias (float32, ONNX layout; bias may be NULL), pointing into the
+  ** plan's graph */
+  lm_conv_desc cdesc;
+  const float *cweight, *cbias;
   int nin, nout;
   int *vin, *vout;               /* value indices, -1 = absent */
   lm_rt_tensor *in, *out;        /* shapes fixed at plan time, data per run */
@@ -103,6 +108,7 @@ struct lm_plan {
   int noutputs;
   int *out_values;               /* resolved value of each graph output */
   bool bf16;
+  bool layout_only;              /* lm_plan_options.layout_only */
   int threads;
   double *step_seconds;          /* per step, accumulated while profiling */
 };

@@ -501,7 +501,10 @@ int plan_add_conv_step(builder *b, int ni)
   plan_step *s = plan_new_step(b, STEP_CONV, n, 1, 1);
   if (!s) return plan_fail(b->err, b->errlen, LM_ENOMEM, "out of memory");
   char cerr[256] = "";
-  rc = lm_conv_new(&d, w, bias, &s->conv, cerr, sizeof cerr);
+  s->cdesc = d;
+  s->cweight = w;
+  s->cbias = bias;
+  rc = b->p->layout_only ? LM_OK : lm_conv_new(&d, w, bias, &s->conv, cerr, sizeof cerr);
   if (rc < 0)
     return plan_fail(b->err, b->errlen, rc, "%s: node '%s' (%s): %s", gsrc(g), nname(n), n->op,
                 cerr[0] ? cerr : lm_status_string(rc));

@@ -255,7 +255,7 @@ int plan_lay_out_memory(builder *b)
   }
   p->arena_bytes = total;
   p->unplanned_bytes = unplanned;
-  if (total) {
+  if (total && !p->layout_only) {
     p->arena = aligned_alloc(64, total);
     if (!p->arena) {
       rc = plan_fail(b->err, b->errlen, LM_ENOMEM, "%s: out of memory for the %zu-byte arena",
