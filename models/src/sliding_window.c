@@ -177,7 +177,7 @@ static int read_mirror(lm_op_ctx *ctx, sw_setup *s)
   return LM_OK;
 }
 
-static int sw_prepare(lm_op_ctx *ctx, sw_setup *s)
+int sw_prepare(lm_op_ctx *ctx, sw_setup *s)
 {
   memset(s, 0, sizeof *s);
   s->model = lm_arg_model(ctx, "model");
@@ -196,9 +196,6 @@ static int sw_prepare(lm_op_ctx *ctx, sw_setup *s)
     return lm_ctx_error(ctx, LM_ESHAPE, "img has %d dims; SlidingWindowInfer "
                         "takes a channels-first image (C, spatial...) with 1 "
                         "to 3 spatial dims", nd);
-  if (lm_tensor_device(x).type != LM_DEVICE_CPU)
-    return lm_ctx_error(ctx, LM_EDEVICE, "img is on a GPU; SlidingWindowInfer "
-                        "runs on the CPU: call ToHost(img) first");
   s->nsp = nd - 1;
   s->channels = lm_tensor_shape(x)[0];
   for (int d = 0; d < s->nsp; d++) {
@@ -232,6 +229,16 @@ static int sw_prepare(lm_op_ctx *ctx, sw_setup *s)
                         "has outputs 0..%d", (long long)k,
                         lm_model_name(s->model), nout - 1);
   s->output = (int)k;
+  /* The value is checked here for both devices; the CPU runs the network
+   * as LoadModel prepared it, so only float16 is refused there. */
+  static const char *const precisions[] = {"auto", "float32", "float16",
+                                           "bfloat16", NULL};
+  int prec;
+  if ((st = pick(ctx, "precision", "auto", precisions, &prec)) < 0) return st;
+  if (prec == 2 && lm_tensor_device(x).type == LM_DEVICE_CPU)
+    return lm_ctx_error(ctx, LM_EUNSUPPORTED, "option 'precision' is "
+                        "'float16'; float16 inference runs on CUDA only "
+                        "(move img with ToDevice first)");
   return read_mirror(ctx, s);
 }
 
@@ -243,12 +250,12 @@ static int sw_check(lm_op_ctx *ctx)
 
 /* ---- the windows -------------------------------------------------------- */
 
-static void grid_free(sw_grid *g)
+void sw_grid_free(sw_grid *g)
 {
   for (int d = 0; d < SW_MAX_SP; d++) free(g->starts[d]);
 }
 
-static int grid_build(lm_op_ctx *ctx, const sw_setup *s, sw_grid *g)
+int sw_grid_build(lm_op_ctx *ctx, const sw_setup *s, sw_grid *g)
 {
   memset(g, 0, sizeof *g);
   g->nwin = 1;
@@ -291,7 +298,7 @@ typedef struct sw_run {
 
 static void run_free(sw_run *r)
 {
-  grid_free(&r->g);
+  sw_grid_free(&r->g);
   free(r->w);
   free(r->acc);
   lm_tensor_release(r->in);
@@ -377,10 +384,7 @@ static int run_network(lm_op_ctx *ctx, sw_run *r, int64_t first, int64_t nb,
   return st;
 }
 
-/* Every subset of the mirror axes, the empty one first, then by size as
- * nnU-Net's itertools.combinations lists them (which fixes the order of the
- * float sums).  Returns how many: 2^k. */
-static int mirror_subsets(unsigned mask, unsigned *subs)
+int sw_mirror_subsets(unsigned mask, unsigned *subs)
 {
   int n = 0;
   for (int size = 0; size <= SW_MAX_SP; size++)
@@ -406,7 +410,7 @@ static int blend_batch(lm_op_ctx *ctx, sw_run *r, int64_t first, int64_t nb)
     /* nnU-Net: net(x) + sum over the non-empty subsets S of the mirror
      * axes of flip(net(flip(x, S)), S), then / 2^k. */
     unsigned subs[1 << SW_MAX_SP];
-    int nsub = mirror_subsets(s->mirror, subs);
+    int nsub = sw_mirror_subsets(s->mirror, subs);
     for (int i = 0; i < nsub && st >= 0; i++) {
       if (subs[i]) {
         lm_tensor_release(pred);
@@ -454,7 +458,7 @@ static int sw_run_cpu(lm_op_ctx *ctx)
   const sw_setup *s = &r.s;
   lm_engine *e = lm_ctx_engine(ctx);
   lm_tensor *x = lm_ctx_input(ctx, 0);
-  if ((st = grid_build(ctx, s, &r.g)) < 0) goto done;
+  if ((st = sw_grid_build(ctx, s, &r.g)) < 0) goto done;
   r.roi_vox = 1;
   int64_t vox = 1;
   for (int d = 0; d < s->nsp; d++) {
@@ -556,6 +560,11 @@ static const lm_arg_desc sw_args[] = {
   {"slice_axis", LM_ARG_INT, "2",
    "for a 2-D network on a 3-D image: the axis stepped over slice by slice "
    "(windows over the other two)"},
+  {"precision", LM_ARG_STRING, "nil",
+   "on CUDA: 'float32', 'float16', 'bfloat16' (activations stored so, "
+   "float32 accumulation) or 'auto' (the package's precision, else "
+   "float16; the default); on the CPU the network runs in LoadModel's "
+   "precision and 'float16' is an error"},
 };
 
 const lm_op_desc lm_op_sliding_window_infer = {

@@ -47,6 +47,21 @@ typedef struct sw_grid {
   int64_t nwin;
 } sw_grid;
 
+/* What the options and shapes of the op's call decide (the CPU op and the
+ * CUDA plugin's kernel share it): LM_OK, or an error naming the option set
+ * on ctx. */
+int sw_prepare(lm_op_ctx *ctx, sw_setup *s);
+
+/* The windows of s (pad each axis to the window, starts by s->rule; every
+ * slice on the slice axis).  sw_grid_free releases the start tables. */
+int sw_grid_build(lm_op_ctx *ctx, const sw_setup *s, sw_grid *g);
+void sw_grid_free(sw_grid *g);
+
+/* Every subset of the mirror axes in `mask`, the empty one first, then by
+ * size as nnU-Net's itertools.combinations lists them (which fixes the
+ * order of the float sums).  Returns how many: 2^k (subs holds 8). */
+int sw_mirror_subsets(unsigned mask, unsigned *subs);
+
 /* Where a [B, C, window...] float buffer holds each window voxel: strides
  * per image axis (0 on the slice axis), per channel and per window. */
 typedef struct sw_layout {
