@@ -2,7 +2,7 @@
  * (croppad/array.py; semantics.md §8.3). */
 #include <string.h>
 
-#include "crop_box.h"
+#include "crop_ops.h"
 
 /* Number of spatial dims from the first list option given (its length),
  * else the layout. */
@@ -78,14 +78,35 @@ static int sc_check(lm_op_ctx *ctx)
   return sc_box(ctx, s, e, &nsp);
 }
 
-static int sc_run(lm_op_ctx *ctx)
+/* A crop is a box inside the input: constant mode never applies. */
+static void crop_plan(xf_box_plan *p, const int64_t *s, const int64_t *e,
+                      int nsp)
 {
-  int64_t s[3], e[3], size[3];
+  memset(p, 0, sizeof *p);
+  p->nsp = nsp;
+  p->mode = XF_PAD_CONSTANT;
+  for (int d = 0; d < nsp; d++) {
+    p->start[d] = s[d];
+    p->size[d] = e[d] - s[d];
+  }
+}
+
+int xf_spatial_crop_plan(lm_op_ctx *ctx, xf_box_plan *p)
+{
+  int64_t s[3], e[3];
   int nsp, st = sc_box(ctx, s, e, &nsp);
   if (st < 0) return st;
-  for (int d = 0; d < nsp; d++) size[d] = e[d] - s[d];
-  return xf_crop_box_output(ctx, lm_ctx_input(ctx, 0), nsp, s, size,
-                            XF_PAD_CONSTANT, 0, "SpatialCrop", NULL, 0);
+  crop_plan(p, s, e, nsp);
+  return LM_OK;
+}
+
+static int sc_run(lm_op_ctx *ctx)
+{
+  xf_box_plan p;
+  int st = xf_spatial_crop_plan(ctx, &p);
+  if (st < 0) return st;
+  return xf_crop_box_output(ctx, lm_ctx_input(ctx, 0), p.nsp, p.start, p.size,
+                            p.mode, p.value, "SpatialCrop", NULL, 0);
 }
 
 static const lm_arg_desc sc_args[] = {
@@ -152,14 +173,22 @@ static int cc_check(lm_op_ctx *ctx)
   return cc_box(ctx, s, e, &nsp);
 }
 
-static int cc_run(lm_op_ctx *ctx)
+int xf_center_crop_plan(lm_op_ctx *ctx, xf_box_plan *p)
 {
-  int64_t s[3], e[3], size[3];
+  int64_t s[3], e[3];
   int nsp, st = cc_box(ctx, s, e, &nsp);
   if (st < 0) return st;
-  for (int d = 0; d < nsp; d++) size[d] = e[d] - s[d];
-  return xf_crop_box_output(ctx, lm_ctx_input(ctx, 0), nsp, s, size,
-                            XF_PAD_CONSTANT, 0, "CenterCrop", NULL, 0);
+  crop_plan(p, s, e, nsp);
+  return LM_OK;
+}
+
+static int cc_run(lm_op_ctx *ctx)
+{
+  xf_box_plan p;
+  int st = xf_center_crop_plan(ctx, &p);
+  if (st < 0) return st;
+  return xf_crop_box_output(ctx, lm_ctx_input(ctx, 0), p.nsp, p.start, p.size,
+                            p.mode, p.value, "CenterCrop", NULL, 0);
 }
 
 static const lm_arg_desc cc_args[] = {

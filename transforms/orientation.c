@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "orientation.h"
 #include "resample.h"
 #include "xf_util.h"
 
@@ -65,14 +66,15 @@ static int orientation_check(lm_op_ctx *ctx)
   return orientation_plan(ctx, lm_ctx_input(ctx, 0), from, flip, src);
 }
 
-static int orientation_run(lm_op_ctx *ctx)
+int xf_orientation_view(lm_op_ctx *ctx, lm_tensor *in, lm_tensor **view,
+                        bool *any_flip, double B[16])
 {
-  lm_tensor *in = lm_ctx_input(ctx, 0), *view = NULL, *out = NULL;
   int from[3];
-  bool flip[3], any_flip = false;
+  bool flip[3];
   char src[4];
   int st = orientation_plan(ctx, in, from, flip, src);
   if (st < 0) return st;
+  *any_flip = false;
   int nd = lm_tensor_ndim(in), lead = nd - 3;
   const int64_t *sh = lm_tensor_shape(in), *str = lm_tensor_strides(in);
   int64_t shape[LM_MAX_DIMS], strides[LM_MAX_DIMS], offset = 0;
@@ -81,15 +83,14 @@ static int orientation_run(lm_op_ctx *ctx)
     strides[d] = str[d];
   }
   const double *A = lm_tensor_affine(in);
-  double B[16];
-  memcpy(B, A, sizeof B);
+  memcpy(B, A, 16 * sizeof(double));
   for (int b = 0; b < 3; b++) {
     int a = from[b];
     int64_t n = sh[lead + a];
     shape[lead + b] = n;
     strides[lead + b] = flip[b] ? -str[lead + a] : str[lead + a];
     if (flip[b]) {
-      any_flip = true;
+      *any_flip = true;
       offset += (n - 1) * str[lead + a];
     }
     /* inv_ornt_aff: the column moves to b, negated when flipped, and the
@@ -99,34 +100,57 @@ static int orientation_run(lm_op_ctx *ctx)
       if (flip[b]) B[r * 4 + 3] += (double)(n - 1) * A[r * 4 + a];
     }
   }
-  st = lm_tensor_view(in, nd, shape, strides, offset, &view);
+  st = lm_tensor_view(in, nd, shape, strides, offset, view);
   if (st < 0) return lm_ctx_error(ctx, st, "cannot make the view");
+  return LM_OK;
+}
+
+int xf_orientation_finish(lm_op_ctx *ctx, lm_tensor *in, lm_tensor *out,
+                          const double B[16], bool copied)
+{
+  char src[4], params[64];
+  if (copied) {
+    lm_tensor_set_layout(out, lm_tensor_layout(in));
+    lm_tensor_trace_copy(out, in);
+  }
+  lm_tensor_set_affine(out, B);
+  lm_tensor_orientation(in, src);
+  snprintf(params, sizeof params, "axcodes=%.3s;from=%.3s",
+           lm_arg_string(ctx, "axcodes"), src);
+  int st = lm_tensor_trace_push(out, "Orientation", params, lm_tensor_ndim(in),
+                                lm_tensor_shape(in), lm_tensor_affine(in));
+  if (st < 0) return lm_ctx_error(ctx, st, "cannot record the trace");
+  return LM_OK;
+}
+
+static int orientation_run(lm_op_ctx *ctx)
+{
+  lm_tensor *in = lm_ctx_input(ctx, 0), *view = NULL, *out = NULL;
+  bool any_flip;
+  double B[16];
+  int st = xf_orientation_view(ctx, in, &view, &any_flip, B);
+  if (st < 0) return st;
   if (any_flip) {
     /* Negative strides are not handed on: copy into the view's memory
      * order, which keeps the copy streaming. */
     int order[LM_MAX_DIMS];
     xf_memory_order(view, order);
-    st = lm_tensor_new_ordered(lm_ctx_engine(ctx), lm_tensor_dtype(in), nd,
-                               shape, order, LM_CPU, &out);
+    st = lm_tensor_new_ordered(lm_ctx_engine(ctx), lm_tensor_dtype(in),
+                               lm_tensor_ndim(view), lm_tensor_shape(view),
+                               order, LM_CPU, &out);
     if (st >= 0) st = lm_tensor_copy(out, view);
     lm_tensor_release(view);
     if (st < 0) {
       lm_tensor_release(out);
       return lm_ctx_error(ctx, st, "cannot copy the reoriented data");
     }
-    lm_tensor_set_layout(out, lm_tensor_layout(in));
-    lm_tensor_trace_copy(out, in);
   } else {
     out = view; /* a permutation (or nothing): a view is exact */
   }
-  lm_tensor_set_affine(out, B);
-  char params[64];
-  snprintf(params, sizeof params, "axcodes=%.3s;from=%.3s",
-           lm_arg_string(ctx, "axcodes"), src);
-  st = lm_tensor_trace_push(out, "Orientation", params, nd, sh, A);
+  st = xf_orientation_finish(ctx, in, out, B, any_flip);
   if (st < 0) {
     lm_tensor_release(out);
-    return lm_ctx_error(ctx, st, "cannot record the trace");
+    return st;
   }
   return lm_ctx_set_output(ctx, 0, out);
 }

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "crop_box.h"
+#include "crop_ops.h"
 
 typedef struct pad_opts {
   int nsp;
@@ -44,21 +44,30 @@ static void pad_split(pad_opts *p, const int64_t *n, const int64_t *target)
   }
 }
 
-static int pad_output(lm_op_ctx *ctx, const pad_opts *p, const char *op)
+/* The box of a pad: it starts before the input and ends after it. */
+static void pad_plan(lm_op_ctx *ctx, const pad_opts *p, xf_box_plan *b)
 {
   lm_tensor *in = lm_ctx_input(ctx, 0);
   const int64_t *n = lm_tensor_shape(in) + lm_tensor_ndim(in) - p->nsp;
-  int64_t start[3], size[3];
+  memset(b, 0, sizeof *b);
+  b->nsp = p->nsp;
+  b->mode = p->mode;
+  b->value = p->value;
   for (int d = 0; d < p->nsp; d++) {
-    start[d] = -p->before[d];
-    size[d] = n[d] + p->before[d] + p->after[d];
+    b->start[d] = -p->before[d];
+    b->size[d] = n[d] + p->before[d] + p->after[d];
   }
   static const char *const names[] = {"constant", "edge", "reflect",
                                       "symmetric"};
-  char extra[64];
-  snprintf(extra, sizeof extra, "mode=%s", names[p->mode]);
-  return xf_crop_box_output(ctx, in, p->nsp, start, size, p->mode, p->value,
-                            op, extra, 0);
+  snprintf(b->extra, sizeof b->extra, "mode=%s", names[p->mode]);
+}
+
+static int pad_output(lm_op_ctx *ctx, const pad_opts *p, const char *op)
+{
+  xf_box_plan b;
+  pad_plan(ctx, p, &b);
+  return xf_crop_box_output(ctx, lm_ctx_input(ctx, 0), b.nsp, b.start, b.size,
+                            b.mode, b.value, op, b.extra, 0);
 }
 
 static int sp_prepare(lm_op_ctx *ctx, pad_opts *p)
@@ -73,6 +82,15 @@ static int sp_prepare(lm_op_ctx *ctx, pad_opts *p)
   for (int d = 0; d < p->nsp; d++)
     if (target[d] <= 0) target[d] = n[d]; /* MONAI fall_back_tuple */
   pad_split(p, n, target);
+  return LM_OK;
+}
+
+int xf_spatial_pad_plan(lm_op_ctx *ctx, xf_box_plan *b)
+{
+  pad_opts p;
+  int st = sp_prepare(ctx, &p);
+  if (st < 0) return st;
+  pad_plan(ctx, &p, b);
   return LM_OK;
 }
 
@@ -140,6 +158,15 @@ static int dp_prepare(lm_op_ctx *ctx, pad_opts *p)
   for (int d = 0; d < p->nsp; d++) /* compute_divisible_spatial_size */
     target[d] = k[d] <= 0 ? n[d] : (n[d] + k[d] - 1) / k[d] * k[d];
   pad_split(p, n, target);
+  return LM_OK;
+}
+
+int xf_divisible_pad_plan(lm_op_ctx *ctx, xf_box_plan *b)
+{
+  pad_opts p;
+  int st = dp_prepare(ctx, &p);
+  if (st < 0) return st;
+  pad_plan(ctx, &p, b);
   return LM_OK;
 }
 

@@ -14,6 +14,16 @@
 
 extern "C" int lmc_scale_intensity_range(lm_op_ctx *ctx);
 extern "C" int lmc_argmax(lm_op_ctx *ctx);
+/* xf1: intensity, activation and geometry kernels */
+extern "C" int lmc_cast(lm_op_ctx *ctx);
+extern "C" int lmc_sigmoid(lm_op_ctx *ctx);
+extern "C" int lmc_softmax(lm_op_ctx *ctx);
+extern "C" int lmc_threshold(lm_op_ctx *ctx);
+extern "C" int lmc_orientation(lm_op_ctx *ctx);
+extern "C" int lmc_spatial_crop(lm_op_ctx *ctx);
+extern "C" int lmc_center_crop(lm_op_ctx *ctx);
+extern "C" int lmc_spatial_pad(lm_op_ctx *ctx);
+extern "C" int lmc_divisible_pad(lm_op_ctx *ctx);
 
 #ifdef LMC_EMULATE
 
@@ -180,6 +190,15 @@ static int plugin_register(lm_engine *e)
   int st = lm_op_set_cuda_kernel(e, "ScaleIntensityRange",
                                  lmc_scale_intensity_range);
   if (st >= 0) st = lm_op_set_cuda_kernel(e, "Argmax", lmc_argmax);
+  if (st >= 0) st = lm_op_set_cuda_kernel(e, "Cast", lmc_cast);
+  if (st >= 0) st = lm_op_set_cuda_kernel(e, "Sigmoid", lmc_sigmoid);
+  if (st >= 0) st = lm_op_set_cuda_kernel(e, "Softmax", lmc_softmax);
+  if (st >= 0) st = lm_op_set_cuda_kernel(e, "Threshold", lmc_threshold);
+  if (st >= 0) st = lm_op_set_cuda_kernel(e, "Orientation", lmc_orientation);
+  if (st >= 0) st = lm_op_set_cuda_kernel(e, "SpatialCrop", lmc_spatial_crop);
+  if (st >= 0) st = lm_op_set_cuda_kernel(e, "CenterCrop", lmc_center_crop);
+  if (st >= 0) st = lm_op_set_cuda_kernel(e, "SpatialPad", lmc_spatial_pad);
+  if (st >= 0) st = lm_op_set_cuda_kernel(e, "DivisiblePad", lmc_divisible_pad);
   return st;
 }
 

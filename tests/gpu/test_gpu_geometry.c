@@ -1,0 +1,211 @@
+/* The CUDA plugin's Orientation, SpatialCrop, CenterCrop, SpatialPad and
+ * DivisiblePad against the CPU ops: values exactly, and the same memory
+ * order, affine, layout, trace (for RestoreOriginalShape) and results, on
+ * the phantom and its label map in several dtypes, permuted and narrowed
+ * inputs, every pad mode.  Exits 77 (skipped) without a CUDA device. */
+#include "gpu_compare.h"
+
+static const double phantom_shape[3] = {40, 36, 24};
+
+/* An LPS-like oblique affine, so Orientation flips and the crops move the
+ * origin along non-axis-aligned columns. */
+static void set_affine(lm_tensor *t)
+{
+  const double A[16] = {-0.8, 0.05, 0, 100, 0, -0.75, 0.1, 120, 0.02, 0, 2.5, -50, 0, 0, 0, 1};
+  lm_tensor_set_affine(t, A);
+}
+
+/* The image in dtype dt, (1, X, Y, Z), and the label (X, Y, Z) uint8. */
+static lm_tensor *image(const char *dt, lm_tensor **label)
+{
+  lm_tensor *img = gpu_phantom(phantom_shape, label);
+  if (!img) return NULL;
+  lm_tensor *c = gpu_cast(img, dt);
+  lm_tensor_release(img);
+  if (c) set_affine(c);
+  set_affine(*label);
+  return c;
+}
+
+static void run_each(const char *what, const char *op, lm_tensor *const *ins, int n,
+                     const lm_params *p)
+{
+  for (int i = 0; i < n; i++) gpu_vs_cpu(what, op, &ins[i], 1, p, 0);
+}
+
+static void test_orientation(void)
+{
+  lm_tensor *label = NULL, *img = image("int16", &label);
+  lm_tensor *f = img ? gpu_cast(img, "float32") : NULL;
+  CHECK(img && label && f);
+  if (!img || !label || !f) return;
+  lm_tensor *ins[3] = {img, label, f};
+  /* Flips (copy), a pure permutation (view) and the identity. */
+  const char *codes[] = {"RAS", "LPS", "PLS", "SAR", "ILA", "RPI"};
+  for (int k = 0; k < 6; k++) {
+    lm_params *p = params();
+    lm_params_set_string(p, "axcodes", codes[k]);
+    char what[64];
+    snprintf(what, sizeof what, "Orientation %s", codes[k]);
+    run_each(what, "Orientation", ins, 3, p);
+    lm_params_free(p);
+  }
+  /* A permuted device input: the flipped copy walks negative and permuted
+   * strides. */
+  lm_tensor *dev = gpu_to(f, "cuda"), *hv = NULL, *dv = NULL;
+  int perm[4] = {0, 2, 1, 3};
+  CHECK(dev && lm_tensor_permute(f, perm, &hv) == LM_OK && lm_tensor_permute(dev, perm, &dv) == LM_OK);
+  if (hv && dv) {
+    lm_params *p = params();
+    lm_params_set_string(p, "axcodes", "RAS");
+    gpu_vs_cpu_on("Orientation permuted", "Orientation", &hv, &dv, 1, p, 0);
+    lm_params_free(p);
+  }
+  lm_tensor_release(hv);
+  lm_tensor_release(dv);
+  lm_tensor_release(dev);
+  lm_tensor_release(f);
+  lm_tensor_release(img);
+  lm_tensor_release(label);
+}
+
+static void test_crops(void)
+{
+  lm_tensor *label = NULL, *img = image("int16", &label);
+  lm_tensor *f = img ? gpu_cast(img, "float64") : NULL, *h = img ? gpu_cast(img, "float16") : NULL;
+  CHECK(img && label && f && h);
+  if (!img || !label || !f || !h) return;
+  lm_tensor *ins[4] = {img, label, f, h};
+  lm_params *p = params();
+  double c[3] = {10, 30, 12}, s[3] = {16, 20, 50};
+  lm_params_set_numbers(p, "roi_center", c, 3);
+  lm_params_set_numbers(p, "roi_size", s, 3);
+  run_each("SpatialCrop centre (clipped)", "SpatialCrop", ins, 4, p);
+  lm_params_free(p);
+  p = params();
+  double a[3] = {3, 0, 5}, b[3] = {30, 36, 6};
+  lm_params_set_numbers(p, "roi_start", a, 3);
+  lm_params_set_numbers(p, "roi_end", b, 3);
+  run_each("SpatialCrop bounds", "SpatialCrop", ins, 4, p);
+  lm_params_free(p);
+  p = params();
+  double r[3] = {17, -1, 9};
+  lm_params_set_numbers(p, "roi_size", r, 3);
+  run_each("CenterCrop", "CenterCrop", ins, 4, p);
+  lm_params_free(p);
+  /* A narrowed (non-dense) device input. */
+  lm_tensor *dev = gpu_to(img, "cuda"), *hn = NULL, *dn = NULL;
+  CHECK(dev && lm_tensor_narrow(img, 3, 2, 19, &hn) == LM_OK &&
+        lm_tensor_narrow(dev, 3, 2, 19, &dn) == LM_OK);
+  if (hn && dn) {
+    p = params();
+    double r2[3] = {25, 25, 25};
+    lm_params_set_numbers(p, "roi_size", r2, 3);
+    gpu_vs_cpu_on("CenterCrop narrowed", "CenterCrop", &hn, &dn, 1, p, 0);
+    lm_params_free(p);
+  }
+  lm_tensor_release(hn);
+  lm_tensor_release(dn);
+  lm_tensor_release(dev);
+  lm_tensor_release(f);
+  lm_tensor_release(h);
+  lm_tensor_release(img);
+  lm_tensor_release(label);
+}
+
+static void test_pads(void)
+{
+  lm_tensor *label = NULL, *img = image("int16", &label);
+  lm_tensor *f = img ? gpu_cast(img, "float32") : NULL, *u = img ? gpu_cast(img, "uint32") : NULL;
+  CHECK(img && label && f && u);
+  if (!img || !label || !f || !u) return;
+  /* A tiny volume, so reflect / symmetric pads wider than the axis repeat. */
+  int64_t tiny_shape[4] = {2, 3, 1, 4};
+  double tv[24];
+  for (int i = 0; i < 24; i++) tv[i] = i * 1.5 - 7;
+  lm_tensor *tiny = mk(LM_F32, 4, tiny_shape, tv);
+  set_affine(tiny);
+  lm_tensor *ins[5] = {img, label, f, u, tiny};
+  const char *modes[] = {"constant", "edge", "reflect", "symmetric", "replicate"};
+  for (int m = 0; m < 5; m++)
+    for (int end = 0; end < 2; end++) {
+      char what[96];
+      lm_params *p = params();
+      lm_params_set_string(p, "mode", modes[m]);
+      lm_params_set_string(p, "method", end ? "end" : "symmetric");
+      lm_params_set_number(p, "value", -3.5);
+      double sz[3] = {45, 11, 31};
+      lm_params_set_numbers(p, "spatial_size", sz, 3);
+      snprintf(what, sizeof what, "SpatialPad %s %s", modes[m], end ? "end" : "symmetric");
+      run_each(what, "SpatialPad", ins, 5, p);
+      double k[3] = {16, 7, 32};
+      lm_params_set_numbers(p, "k", k, 3);
+      snprintf(what, sizeof what, "DivisiblePad %s %s", modes[m], end ? "end" : "symmetric");
+      lm_params *q = params();
+      lm_params_set_string(q, "mode", modes[m]);
+      lm_params_set_string(q, "method", end ? "end" : "symmetric");
+      lm_params_set_numbers(q, "k", k, 3);
+      run_each(what, "DivisiblePad", ins, 5, q);
+      lm_params_free(q);
+      lm_params_free(p);
+    }
+  lm_tensor_release(tiny);
+  lm_tensor_release(f);
+  lm_tensor_release(u);
+  lm_tensor_release(img);
+  lm_tensor_release(label);
+}
+
+/* The GPU outputs carry the trace RestoreOriginalShape needs: undoing a
+ * pad and an orientation of the GPU result gives back the input. */
+static void test_restore(void)
+{
+  lm_tensor *label = NULL, *img = image("float32", &label);
+  CHECK(img != NULL);
+  if (!img) return;
+  lm_tensor *dev = gpu_to(img, "cuda");
+  lm_params *p = params(), *q = params();
+  lm_params_set_string(p, "axcodes", "RAS");
+  double k[3] = {16, 16, 16};
+  lm_params_set_numbers(q, "k", k, 3);
+  lm_params_set_string(q, "mode", "reflect");
+  lm_tensor *o = dev ? call("Orientation", dev, p, NULL) : NULL;
+  lm_tensor *d = o ? call("DivisiblePad", o, q, NULL) : NULL;
+  lm_tensor *hd = d ? call("ToHost", d, NULL, NULL) : NULL;
+  CHECK(hd != NULL);
+  lm_tensor *back = NULL;
+  if (hd) {
+    /* pred = ref = the padded volume: every trace entry is undone. */
+    lm_tensor *in[2] = {hd, hd}, *out[LM_MAX_OUTPUTS] = {0};
+    int nout = LM_MAX_OUTPUTS;
+    if (lm_call(E, "RestoreOriginalShape", in, 2, NULL, out, &nout, NULL) < 0)
+      printf("# RestoreOriginalShape: %s\n", lm_errmsg(E));
+    back = out[0];
+  }
+  CHECK(back != NULL);
+  if (back) {
+    CHECK_INT(lm_tensor_trace_length(back), 0);
+    CHECK_INT(gpu_count_diff(img, back, 0), 0);
+    for (int i = 0; i < 16; i++) CHECK_NEAR(lm_tensor_affine(back)[i], lm_tensor_affine(img)[i], 1e-12);
+  }
+  lm_tensor_release(back);
+  lm_tensor_release(hd);
+  lm_tensor_release(d);
+  lm_tensor_release(o);
+  lm_tensor_release(dev);
+  lm_params_free(p);
+  lm_params_free(q);
+  lm_tensor_release(img);
+  lm_tensor_release(label);
+}
+
+int main(void)
+{
+  gpu_engine_start();
+  RUN(test_orientation);
+  RUN(test_crops);
+  RUN(test_pads);
+  RUN(test_restore);
+  lm_engine_release(E);
+  TAP_DONE();
+}
