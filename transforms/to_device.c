@@ -1,6 +1,12 @@
 /* ToDevice and ToHost: the only host <-> CUDA transfers (there are no
  * implicit ones).  The copies go through the CUDA plugin's table, so
- * liblumen itself never links CUDA. */
+ * liblumen itself never links CUDA.
+ *
+ * ToDevice queues its copy and returns (the device's compute stream waits
+ * for it, so the next kernels need nothing); ToHost waits for the input's
+ * ready event, i.e. for the kernels that wrote it, and is the one place a
+ * pipeline x:to("cuda") ... :to("cpu") synchronises with the GPU
+ * (docs/architecture.md, "GPU runtime"). */
 #include <stdint.h>
 #include <string.h>
 
@@ -109,7 +115,8 @@ static int to_cpu(lm_op_ctx *ctx, const lm_cuda_api *api, lm_tensor *in,
     st = lm_tensor_nbytes(in) == 0
              ? LM_OK
              : api->memcpy_d2h(dev, lm_tensor_data(*out), lm_tensor_data(in),
-                               lm_tensor_nbytes(in), err, sizeof err);
+                               lm_tensor_nbytes(in), lm_tensor_cuda_ready(in), err,
+                               sizeof err);
   } else {
     int64_t lo, hi;
     span(in, &lo, &hi);
@@ -119,7 +126,7 @@ static int to_cpu(lm_op_ctx *ctx, const lm_cuda_api *api, lm_tensor *in,
     if (st < 0) return lm_ctx_error(ctx, st, "cannot allocate the output");
     st = api->memcpy_d2h(dev, lm_tensor_data(raw),
                          (const char *)lm_tensor_data(in) + lo * (int64_t)es,
-                         (size_t)n * es, err, sizeof err);
+                         (size_t)n * es, lm_tensor_cuda_ready(in), err, sizeof err);
     if (st >= 0) {
       st = lm_tensor_view(raw, lm_tensor_ndim(in), lm_tensor_shape(in),
                           lm_tensor_strides(in), -lo, &view);
@@ -136,7 +143,9 @@ static int to_cpu(lm_op_ctx *ctx, const lm_cuda_api *api, lm_tensor *in,
   if (st < 0) {
     lm_tensor_release(*out);
     *out = NULL;
-    return lm_ctx_error(ctx, LM_ECUDA, "cuda:%d to host copy failed: %s", dev,
+    /* The plugin's message names the device and, for a failure of an
+     * earlier asynchronous kernel that surfaced here, says so. */
+    return lm_ctx_error(ctx, LM_ECUDA, "copy from cuda:%d to the host failed: %s", dev,
                         err);
   }
   copy_meta(*out, in);

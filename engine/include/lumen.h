@@ -180,6 +180,9 @@ typedef struct lm_engine_stats {
   int64_t host_bytes;        /* host bytes held by live storages */
   int64_t host_cached_bytes; /* freed host bytes kept by the allocator */
   int64_t device_bytes;      /* device bytes held by live storages */
+  int64_t device_pool_bytes; /* device bytes the CUDA memory pools hold from
+                                the driver: live plus freed blocks kept for
+                                reuse ($LUMEN_CUDA_POOL_KEEP bounds those) */
   int threads;               /* compute threads */
 } lm_engine_stats;
 void lm_engine_stats_get(lm_engine *e, lm_engine_stats *out);

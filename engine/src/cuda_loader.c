@@ -35,6 +35,13 @@ static bool try_open(lm_cuda_state *cs, const char *path, char *why, size_t whyl
   lm_cuda_plugin_entry_fn entry;
   *(void **)&entry = dlsym(dl, LM_CUDA_PLUGIN_ENTRY);
   const lm_cuda_api *api = entry ? entry(LM_CUDA_ABI) : NULL;
+  if (api && api->abi == LM_CUDA_ABI &&
+      !(api->malloc && api->free && api->memcpy_h2d && api->memcpy_d2h && api->memcpy_d2d &&
+        api->event_wait && api->event_release)) {
+    snprintf(why, whylen, "%s: incomplete plugin table (ABI %d)", path, LM_CUDA_ABI);
+    dlclose(dl);
+    return false;
+  }
   if (!api || api->abi != LM_CUDA_ABI) {
     snprintf(why, whylen, "%s: %s", path,
              entry ? "ABI version mismatch" : "no " LM_CUDA_PLUGIN_ENTRY " symbol");

@@ -208,6 +208,10 @@ void lm_engine_stats_get(lm_engine *e, lm_engine_stats *out)
   out->host_bytes = atomic_load(&e->host_bytes);
   out->host_cached_bytes = (int64_t)cached;
   out->device_bytes = atomic_load(&e->device_bytes);
+  out->device_pool_bytes = 0;
+  const lm_cuda_api *api = lm_engine_cuda_api(e);
+  for (int d = 0; api && api->pool_bytes && d < e->cuda.ndevices; d++)
+    out->device_pool_bytes += (int64_t)api->pool_bytes(d);
   out->threads = e->threads;
 }
 

@@ -208,6 +208,8 @@ static void *cuda_main(void *arg)
     pthread_mutex_lock(&d->mu);
   }
   pthread_mutex_unlock(&d->mu);
+  /* Per-thread plugin state (the cuDNN handle) goes with the thread. */
+  if (d->init_done && d->init_status >= 0 && api->thread_fini) api->thread_fini(d->device);
   return NULL;
 }
 

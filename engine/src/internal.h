@@ -61,6 +61,9 @@ typedef struct lm_storage {
   void *data;
   size_t nbytes;         /* usable bytes */
   size_t cap;            /* allocator block size (host) */
+  /* CUDA: the plugin's ready event, recorded after the last kernel that
+   * wrote the data (NULL: none); swapped atomically (cuda_plugin.h). */
+  _Atomic(void *) ready;
   lm_deleter deleter;
   void *deleter_data, *deleter_ctx;
 } lm_storage;

@@ -10,6 +10,7 @@ int lm_storage_new(lm_engine *e, lm_device dev, size_t nbytes, lm_storage **out)
   lm_storage *s = calloc(1, sizeof *s);
   if (!s) return lm_set_error(e, LM_ENOMEM, "out of memory (storage header)");
   atomic_init(&s->refs, 1);
+  atomic_init(&s->ready, NULL);
   s->e = e;
   s->dev = dev;
   s->nbytes = nbytes;
@@ -56,6 +57,7 @@ lm_storage *lm_storage_wrap(lm_engine *e, lm_device dev, void *base,
   lm_storage *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   atomic_init(&s->refs, 1);
+  atomic_init(&s->ready, NULL);
   s->e = e;
   s->dev = dev;
   s->kind = LM_STORAGE_WRAPPED;
@@ -77,6 +79,8 @@ void lm_storage_release(lm_storage *s)
   if (!s) return;
   if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1) return;
   lm_engine *e = s->e;
+  void *ready = atomic_load(&s->ready);
+  if (ready && e->cuda.api) e->cuda.api->event_release(s->dev.index, ready);
   switch (s->kind) {
   case LM_STORAGE_HOST:
     atomic_fetch_sub(&e->host_bytes, (long long)s->cap);
@@ -84,6 +88,8 @@ void lm_storage_release(lm_storage *s)
     break;
   case LM_STORAGE_CUDA:
     atomic_fetch_sub(&e->device_bytes, (long long)s->cap);
+    /* The plugin frees in stream order: kernels queued before this point
+     * that still read the block finish first. */
     if (e->cuda.api) e->cuda.api->free(s->dev.index, s->data);
     break;
   case LM_STORAGE_WRAPPED:
@@ -91,4 +97,19 @@ void lm_storage_release(lm_storage *s)
     break;
   }
   free(s);
+}
+
+void *lm_tensor_cuda_ready(const lm_tensor *t)
+{
+  if (!t || t->dev.type != LM_DEVICE_CUDA || !t->st) return NULL;
+  return atomic_load(&t->st->ready);
+}
+
+void lm_tensor_set_cuda_ready(lm_tensor *t, void *ready)
+{
+  if (!t || t->dev.type != LM_DEVICE_CUDA || !t->st) return;
+  void *old = atomic_exchange(&t->st->ready, ready);
+  const lm_cuda_api *api = t->e->cuda.api;
+  /* The storage owns one event at a time: a replaced one goes back. */
+  if (old && old != ready && api) api->event_release(t->dev.index, old);
 }

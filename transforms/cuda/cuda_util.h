@@ -38,6 +38,13 @@
  * the emulated plugin streams do not exist: it returns NULL and no error. */
 cudaStream_t lmc_thread_stream(int device, char *err, size_t errlen);
 
+/* The calling thread's cuDNN handle for `device`, bound to the device's
+ * compute stream; made on first use and destroyed when the executor thread
+ * ends.  NULL with err filled when cuDNN cannot start (no GPU, the emulated
+ * plugin). */
+typedef struct cudnnContext *cudnnHandle_t; /* as cudnn.h */
+cudnnHandle_t lmc_cudnn_handle(int device, char *err, size_t errlen);
+
 /* The compute stream of the device the op's CUDA inputs live on, in *s.
  * LM_OK, or an error set on ctx. */
 int lmc_stream(lm_op_ctx *ctx, cudaStream_t *s);

@@ -1,6 +1,7 @@
 /* liblumen_cuda.so: the CUDA plugin's entry table (engine/src/cuda_plugin.h):
- * device probing, memory, copies, per-thread streams and kernel
- * registration.  The engine dlopen()s it; liblumen never links CUDA.
+ * device probing and kernel registration; memory, streams, events and
+ * copies are the device runtime's (runtime.cu).  The engine dlopen()s it;
+ * liblumen never links CUDA.
  *
  * Built with -DLMC_EMULATE (liblumen_cuda_emu.so, see cuda_util.h) the same
  * table describes one emulated device whose memory is host memory, so the
@@ -11,6 +12,7 @@
 
 #include "cuda_plugin.h"
 #include "cuda_util.h"
+#include "runtime.h"
 
 extern "C" int lmc_scale_intensity_range(lm_op_ctx *ctx);
 extern "C" int lmc_argmax(lm_op_ctx *ctx);
@@ -25,14 +27,17 @@ extern "C" int lmc_center_crop(lm_op_ctx *ctx);
 extern "C" int lmc_spatial_pad(lm_op_ctx *ctx);
 extern "C" int lmc_divisible_pad(lm_op_ctx *ctx);
 
-#ifdef LMC_EMULATE
-
+/* The device's compute stream (cuda_util.h).  Streams are per device, not
+ * per thread: frees come from any thread and are queued on the stream that
+ * used the memory (runtime.cu).  NULL in the emulated plugin. */
 cudaStream_t lmc_thread_stream(int device, char *err, size_t errlen)
 {
-  (void)device;
   if (err && errlen) err[0] = 0;
-  return NULL;
+  if (lmc_rt_init(device, err, errlen) < 0) return NULL;
+  return lmc_rt_compute(device);
 }
+
+#ifdef LMC_EMULATE
 
 static int plugin_init(char *msg, size_t msglen)
 {
@@ -40,68 +45,7 @@ static int plugin_init(char *msg, size_t msglen)
   return 1;
 }
 
-static void *plugin_malloc(int device, size_t nbytes)
-{
-  (void)device;
-  /* cudaMalloc's alignment, and a non-NULL pointer for empty tensors. */
-  size_t n = (nbytes + 255) & ~(size_t)255;
-  return aligned_alloc(256, n ? n : 256);
-}
-
-static void plugin_free(int device, void *ptr)
-{
-  (void)device;
-  free(ptr);
-}
-
-static int plugin_copy(int device, void *dst, const void *src, size_t n, char *err, size_t errlen)
-{
-  (void)device;
-  (void)err;
-  (void)errlen;
-  memmove(dst, src, n);
-  return LM_OK;
-}
-#define plugin_h2d plugin_copy
-#define plugin_d2h plugin_copy
-#define plugin_d2d plugin_copy
-
-static int plugin_thread_init(int device, char *err, size_t errlen)
-{
-  (void)device;
-  (void)err;
-  (void)errlen;
-  return LM_OK;
-}
-
 #else
-
-/* One stream per executor thread (the engine runs one thread per device). */
-static thread_local cudaStream_t tl_stream;
-static thread_local int tl_device = -1;
-
-static void put_error(char *err, size_t errlen, const char *what,
-                      cudaError_t e)
-{
-  if (err && errlen) snprintf(err, errlen, "%s: %s", what, cudaGetErrorString(e));
-}
-
-cudaStream_t lmc_thread_stream(int device, char *err, size_t errlen)
-{
-  if (tl_stream && tl_device == device) return tl_stream;
-  cudaError_t e = cudaSetDevice(device);
-  if (e == cudaSuccess) {
-    cudaStream_t s;
-    e = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
-    if (e == cudaSuccess) {
-      tl_stream = s;
-      tl_device = device;
-      return s;
-    }
-  }
-  put_error(err, errlen, "cannot create a stream", e);
-  return NULL;
-}
 
 static int plugin_init(char *msg, size_t msglen)
 {
@@ -122,6 +66,8 @@ static int plugin_init(char *msg, size_t msglen)
     snprintf(msg, msglen, "no CUDA device: %s", cudaGetErrorString(e));
     return 0;
   }
+  /* Devices past the runtime's table are not offered. */
+  if (n > LMC_MAX_DEVICES) n = LMC_MAX_DEVICES;
   snprintf(msg, msglen, "%d device%s: %s (sm_%d%d, %.0f GiB)%s", n,
            n == 1 ? "" : "s", p.name, p.major, p.minor,
            (double)p.totalGlobalMem / (1024.0 * 1024.0 * 1024.0),
@@ -129,61 +75,42 @@ static int plugin_init(char *msg, size_t msglen)
   return n;
 }
 
+#endif /* LMC_EMULATE */
+
 static void *plugin_malloc(int device, size_t nbytes)
 {
-  void *p = NULL;
-  if (cudaSetDevice(device) != cudaSuccess) return NULL;
-  /* A non-NULL pointer even for empty tensors. */
-  if (cudaMalloc(&p, nbytes ? nbytes : 1) != cudaSuccess) {
-    cudaGetLastError();
-    return NULL;
-  }
-  return p;
+  char err[256];
+  return lmc_rt_alloc(device, NULL, nbytes, err, sizeof err);
 }
 
 static void plugin_free(int device, void *ptr)
 {
-  if (!ptr) return;
-  cudaSetDevice(device);
-  cudaFree(ptr);
-}
-
-static int copy(int device, void *dst, const void *src, size_t n,
-                cudaMemcpyKind kind, char *err, size_t errlen)
-{
-  cudaError_t e = cudaSetDevice(device);
-  if (e == cudaSuccess) e = cudaMemcpy(dst, src, n, kind);
-  if (e != cudaSuccess) {
-    put_error(err, errlen, "cudaMemcpy", e);
-    return LM_ECUDA;
-  }
-  return LM_OK;
-}
-
-static int plugin_h2d(int device, void *dst, const void *src, size_t n,
-                      char *err, size_t errlen)
-{
-  return copy(device, dst, src, n, cudaMemcpyHostToDevice, err, errlen);
-}
-
-static int plugin_d2h(int device, void *dst, const void *src, size_t n,
-                      char *err, size_t errlen)
-{
-  return copy(device, dst, src, n, cudaMemcpyDeviceToHost, err, errlen);
-}
-
-static int plugin_d2d(int device, void *dst, const void *src, size_t n,
-                      char *err, size_t errlen)
-{
-  return copy(device, dst, src, n, cudaMemcpyDeviceToDevice, err, errlen);
+  lmc_rt_free(device, NULL, ptr);
 }
 
 static int plugin_thread_init(int device, char *err, size_t errlen)
 {
-  return lmc_thread_stream(device, err, errlen) ? LM_OK : LM_ECUDA;
+#ifndef LMC_EMULATE
+  /* Kernels launch on the current device of the executor thread. */
+  cudaError_t e = cudaSetDevice(device);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    snprintf(err, errlen, "cuda:%d: cannot select the device: %s", device, cudaGetErrorString(e));
+    return LM_ECUDA;
+  }
+#endif
+  return lmc_rt_init(device, err, errlen) < 0 ? LM_ECUDA : LM_OK;
 }
 
-#endif /* LMC_EMULATE */
+static void plugin_thread_fini(int device)
+{
+  lmc_cudnn_thread_fini(device);
+}
+
+static int plugin_event_wait(int device, void *ready, char *err, size_t errlen)
+{
+  return lmc_rt_event_wait(device, ready, "a wait for a tensor's data", err, errlen);
+}
 
 static int plugin_register(lm_engine *e)
 {
@@ -202,10 +129,12 @@ static int plugin_register(lm_engine *e)
   return st;
 }
 
+/* Positional: designated initializers are C++20. */
 static const lm_cuda_api api = {
-  LM_CUDA_ABI,  plugin_init, plugin_malloc,      plugin_free,
-  plugin_h2d,   plugin_d2h,  plugin_d2d,         plugin_thread_init,
-  plugin_register,
+  LM_CUDA_ABI,        plugin_init,          plugin_malloc,      plugin_free,
+  lmc_rt_h2d,         lmc_rt_d2h,           lmc_rt_d2d,         plugin_thread_init,
+  plugin_thread_fini, plugin_register,      plugin_event_wait,  lmc_rt_event_release,
+  lmc_rt_pool_bytes,
 };
 
 extern "C" __attribute__((visibility("default"))) const lm_cuda_api *
