@@ -1,0 +1,481 @@
+/* Convolution plans on cuDNN's graph API (cudnn_conv.h): graph checks,
+ * plan building with a process-wide cache, weight packing, execution.
+ * Descriptors and heuristics are in cudnn_desc.c. */
+#include <cuda_runtime.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cudnn_internal.h"
+#include "lumen.h"
+
+/* ---- precisions ---------------------------------------------------------- */
+
+size_t lmc_prec_size(lmc_prec p) { return p == LMC_PREC_F32 ? 4 : 2; }
+
+const char *lmc_prec_name(lmc_prec p)
+{
+  return p == LMC_PREC_F16 ? "float16" : p == LMC_PREC_BF16 ? "bfloat16" : "float32";
+}
+
+static uint32_t f32_bits(float f)
+{
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return u;
+}
+
+static float f32_of_bits(uint32_t u)
+{
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+/* IEEE binary16, round to nearest even, overflow to inf, NaN kept quiet. */
+static uint16_t f16_of(float f)
+{
+  uint32_t x = f32_bits(f), sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+  if (ax > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);
+  if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);   /* >= 65520 rounds to inf */
+  if (ax < 0x38800000u) {                                       /* subnormal half or zero */
+    if (ax < 0x33000000u) return (uint16_t)sign;                /* < 2^-25: rounds to 0 */
+    uint32_t e = ax >> 23, m = (ax & 0x7fffffu) | 0x800000u;
+    /* value = m * 2^(e-150), half's subnormal unit 2^-24: q = m / 2^(126-e) */
+    uint32_t shift = 126 - e;
+    uint32_t q = m >> (shift), rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (q & 1))) q++;
+    return (uint16_t)(sign | q);
+  }
+  uint32_t r = ax + 0xfffu + ((ax >> 13) & 1);                  /* round mantissa to 10 bits */
+  return (uint16_t)(sign | (((r >> 13) - (112u << 10)) & 0x7fffu));
+}
+
+static float f32_of_f16(uint16_t h)
+{
+  uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ffu;
+  if (e == 0x1f) return f32_of_bits(sign | 0x7f800000u | (m << 13));
+  if (e == 0) {
+    float v = (float)m * (1.0f / 16777216.0f);                  /* m * 2^-24, exact */
+    return sign ? -v : v;
+  }
+  return f32_of_bits(sign | ((e + 112) << 23) | (m << 13));
+}
+
+static uint16_t bf16_of(float f)
+{
+  uint32_t x = f32_bits(f);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u);
+  x += 0x7fffu + ((x >> 16) & 1);
+  return (uint16_t)(x >> 16);
+}
+
+void lmc_prec_from_f32(lmc_prec p, const float *src, void *dst, size_t n)
+{
+  uint16_t *h = dst;
+  if (p == LMC_PREC_F32)
+    memcpy(dst, src, n * 4);
+  else if (p == LMC_PREC_F16)
+    for (size_t i = 0; i < n; i++) h[i] = f16_of(src[i]);
+  else
+    for (size_t i = 0; i < n; i++) h[i] = bf16_of(src[i]);
+}
+
+void lmc_prec_to_f32(lmc_prec p, const void *src, float *dst, size_t n)
+{
+  const uint16_t *h = src;
+  if (p == LMC_PREC_F32)
+    memcpy(dst, src, n * 4);
+  else if (p == LMC_PREC_F16)
+    for (size_t i = 0; i < n; i++) dst[i] = f32_of_f16(h[i]);
+  else
+    for (size_t i = 0; i < n; i++) dst[i] = f32_of_bits((uint32_t)h[i] << 16);
+}
+
+/* ---- the plan and its cache ------------------------------------------------ */
+
+/* What makes two plans the same (memcmp'd: built zeroed). */
+typedef struct lmc_key {
+  lm_conv_desc d;            /* bf16 (a CPU option) cleared */
+  lmc_prec prec;
+  bool channels_last;
+  cudnnHandle_t h;
+} lmc_key;
+
+struct lmc_conv {
+  lmc_key key;
+  int refs;
+  lmc_conv *next;            /* cache list */
+  lmc_geom geo;
+  lmc_bag bag;               /* the graph's descriptors, alive as long as the plan */
+  cudnnBackendDescriptor_t plan;
+  int64_t workspace;
+  lm_act fused;
+};
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static lmc_conv *cache_head;
+
+static void key_of(lmc_key *k, cudnnHandle_t h, const lm_conv_desc *d, lmc_prec prec, bool cl)
+{
+  memset(k, 0, sizeof *k);
+  /* Field by field so that padding bytes stay zero. */
+  k->d.nsp = d->nsp;
+  k->d.n = d->n;
+  k->d.cin = d->cin;
+  k->d.cout = d->cout;
+  k->d.group = d->group;
+  for (int j = 0; j < d->nsp && j < 3; j++) {
+    k->d.in[j] = d->in[j];
+    k->d.out[j] = d->out[j];
+    k->d.k[j] = d->k[j];
+    k->d.stride[j] = d->stride[j];
+    k->d.dil[j] = d->dil[j];
+    k->d.pad_lo[j] = d->pad_lo[j];
+    k->d.pad_hi[j] = d->pad_hi[j];
+  }
+  k->d.transposed = d->transposed;
+  k->d.act = d->act;
+  if (d->act == LM_ACT_LEAKY_RELU || d->act == LM_ACT_ELU || d->act == LM_ACT_CLIP) k->d.alpha = d->alpha;
+  if (d->act == LM_ACT_CLIP) k->d.beta = d->beta;
+  k->prec = prec;
+  k->channels_last = cl;
+  k->h = h;
+}
+
+static void conv_destroy(lmc_conv *c)
+{
+  if (c->plan) cudnnBackendDestroyDescriptor(c->plan);
+  lmc_bag_free(&c->bag);
+  free(c);
+}
+
+/* ---- graph checks (no GPU) ------------------------------------------------- */
+
+int lmc_conv_graph_configs(const lm_conv_desc *d, lmc_prec prec, bool channels_last, bool fuse_act,
+                           int *nconfigs, int *nusable, char *err, size_t errlen)
+{
+  lmc_geom g;
+  lmc_bag bag = {0};
+  cudnnBackendDescriptor_t graph, *cfgs = NULL;
+  *nconfigs = 0;
+  if (nusable) *nusable = 0;
+  int rc = lmc_geom_of(d, channels_last, &g, err, errlen);
+  if (rc < 0) return rc;
+  if ((rc = lmc_graph_build(NULL, d, &g, prec, fuse_act, &bag, &graph, err, errlen)) < 0) return rc;
+  int n = 0, raw = 0;
+  rc = lmc_heuristics(graph, prec, &cfgs, &n, &raw, err, errlen);
+  lmc_cfgs_free(cfgs, n);
+  lmc_bag_free(&bag);
+  if (rc < 0) return rc;
+  *nconfigs = raw;
+  if (nusable) *nusable = n;
+  return LM_OK;
+}
+
+int lmc_conv_graph_check(const lm_conv_desc *d, lmc_prec prec, bool channels_last, int *nconfigs,
+                         char *err, size_t errlen)
+{
+  int rc = LM_OK;
+  *nconfigs = 0;
+  if (d->act != LM_ACT_NONE) {
+    rc = lmc_conv_graph_configs(d, prec, channels_last, true, nconfigs, NULL, err, errlen);
+    if (rc == LM_OK && *nconfigs > 0) return LM_OK;
+  }
+  rc = lmc_conv_graph_configs(d, prec, channels_last, false, nconfigs, NULL, err, errlen);
+  if (rc == LM_OK && *nconfigs == 0)
+    return lmc_conv_bad(err, errlen, "cudnn: heuristics (modes A and FALLBACK) gave no engine config for "
+                        "this %s convolution in %s %s", d->transposed ? "transposed" : "forward",
+                        lmc_prec_name(prec), channels_last ? "channels-last" : "channels-first");
+  return rc;
+}
+
+/* ---- building plans (on a device) -------------------------------------------- */
+
+static int plan_finalize(cudnnHandle_t h, cudnnBackendDescriptor_t cfg, cudnnBackendDescriptor_t *plan,
+                         int64_t *ws)
+{
+  cudnnBackendDescriptor_t p = NULL;
+  cudnnStatus_t st = cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &p);
+  if (st == CUDNN_STATUS_SUCCESS)
+    st = cudnnBackendSetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+                                  &cfg);
+  if (st == CUDNN_STATUS_SUCCESS)
+    st = cudnnBackendSetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
+  if (st == CUDNN_STATUS_SUCCESS) st = cudnnBackendFinalize(p);
+  int64_t n = 0;
+  if (st == CUDNN_STATUS_SUCCESS)
+    st = cudnnBackendGetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n, ws);
+  if (st != CUDNN_STATUS_SUCCESS) {
+    if (p) cudnnBackendDestroyDescriptor(p);
+    return (int)st;
+  }
+  *plan = p;
+  return 0;
+}
+
+static int execute(cudnnHandle_t h, cudnnBackendDescriptor_t plan, const void *x, const void *w,
+                   const void *bias, void *y, void *ws, char *err, size_t errlen)
+{
+  int64_t uids[4] = {LMC_UID_X, LMC_UID_W, LMC_UID_B, LMC_UID_Y};
+  void *ptrs[4] = {(void *)x, (void *)w, (void *)bias, y};
+  cudnnBackendDescriptor_t vp = NULL;
+  const char *step = "variant pack";
+  cudnnStatus_t st = cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp);
+  if (st == CUDNN_STATUS_SUCCESS)
+    st = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 4, uids);
+  if (st == CUDNN_STATUS_SUCCESS)
+    st = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 4, ptrs);
+  if (st == CUDNN_STATUS_SUCCESS)
+    st = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws);
+  if (st == CUDNN_STATUS_SUCCESS) st = cudnnBackendFinalize(vp);
+  if (st == CUDNN_STATUS_SUCCESS) {
+    step = "execute";
+    st = cudnnBackendExecute(h, plan, vp);
+  }
+  if (vp) cudnnBackendDestroyDescriptor(vp);
+  return st == CUDNN_STATUS_SUCCESS ? LM_OK : lmc_cudnn_fail(err, errlen, step, st);
+}
+
+/* LUMEN_CUDNN_AUTOTUNE=k: how many finalized plans to time (0: take the first). */
+static int autotune_k(void)
+{
+  const char *s = getenv("LUMEN_CUDNN_AUTOTUNE");
+  int k = s ? atoi(s) : 0;
+  return k < 0 ? 0 : k > 16 ? 16 : k;
+}
+
+/* Median-free timing: mean ms of `reps` runs after one warm-up, on the
+** handle's stream, into scratch buffers; < 0 when a run fails. */
+static float time_plan(cudnnHandle_t h, cudnnBackendDescriptor_t plan, void *const buf[4], void *ws)
+{
+  cudaStream_t s = NULL;
+  cudnnGetStream(h, &s);
+  cudaEvent_t e0, e1;
+  if (cudaEventCreate(&e0) != cudaSuccess) return -1;
+  if (cudaEventCreate(&e1) != cudaSuccess) {
+    cudaEventDestroy(e0);
+    return -1;
+  }
+  char err[64];
+  float ms = -1;
+  const int reps = 3;
+  if (execute(h, plan, buf[0], buf[1], buf[2], buf[3], ws, err, sizeof err) == LM_OK &&
+      cudaEventRecord(e0, s) == cudaSuccess) {
+    int ok = 1;
+    for (int i = 0; i < reps && ok; i++) ok = execute(h, plan, buf[0], buf[1], buf[2], buf[3], ws, err, sizeof err) == LM_OK;
+    if (ok && cudaEventRecord(e1, s) == cudaSuccess && cudaEventSynchronize(e1) == cudaSuccess &&
+        cudaEventElapsedTime(&ms, e0, e1) == cudaSuccess)
+      ms /= reps;
+    else
+      ms = -1;
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  return ms;
+}
+
+static int64_t prod(const int64_t *v, int n)
+{
+  int64_t p = 1;
+  for (int i = 0; i < n; i++) p *= v[i];
+  return p;
+}
+
+/* Of the finalized plans[0..n), the fastest on zeroed buffers (index).
+** 0 when timing is impossible (no memory: the first one is kept). */
+static int autotune_pick(cudnnHandle_t h, const lmc_conv *c, cudnnBackendDescriptor_t *plans,
+                         const int64_t *ws, int n)
+{
+  const lmc_geom *g = &c->geo;
+  size_t es = lmc_prec_size(c->key.prec);
+  size_t bytes[4] = {(size_t)prod(g->x, g->nd) * es, (size_t)prod(g->w, g->nd) * es,
+                     (size_t)prod(g->b, g->nd) * es, (size_t)prod(g->y, g->nd) * es};
+  int64_t wmax = 0;
+  for (int i = 0; i < n; i++) wmax = ws[i] > wmax ? ws[i] : wmax;
+  void *buf[4] = {0}, *wsp = NULL;
+  int best = 0, ok = 1;
+  for (int i = 0; i < 4 && ok; i++)
+    ok = cudaMalloc(&buf[i], bytes[i]) == cudaSuccess && cudaMemset(buf[i], 0, bytes[i]) == cudaSuccess;
+  if (ok && wmax > 0) ok = cudaMalloc(&wsp, (size_t)wmax) == cudaSuccess;
+  if (ok) {
+    float best_ms = -1;
+    for (int i = 0; i < n; i++) {
+      float ms = time_plan(h, plans[i], buf, wsp);
+      if (ms >= 0 && (best_ms < 0 || ms < best_ms)) {
+        best_ms = ms;
+        best = i;
+      }
+    }
+  }
+  cudaGetLastError();   /* a failed cudaMalloc must not stick to later calls */
+  for (int i = 0; i < 4; i++) cudaFree(buf[i]);
+  cudaFree(wsp);
+  return best;
+}
+
+/* Graph at one fusion level -> c->plan.  LM_OK; LM_EUNSUPPORTED when no
+** config finalizes (err says why); other errors as they come. */
+static int build_level(cudnnHandle_t h, lmc_conv *c, bool fuse_act, char *err, size_t errlen)
+{
+  cudnnBackendDescriptor_t graph, *cfgs = NULL;
+  int n = 0, raw = 0;
+  int rc = lmc_graph_build(h, &c->key.d, &c->geo, c->key.prec, fuse_act, &c->bag, &graph, err, errlen);
+  if (rc < 0) return rc;
+  if ((rc = lmc_heuristics(graph, c->key.prec, &cfgs, &n, &raw, err, errlen)) < 0) {
+    lmc_bag_free(&c->bag);
+    return rc;
+  }
+  int want = autotune_k(), got = 0;
+  if (want < 1) want = 1;
+  cudnnBackendDescriptor_t plans[16];
+  int64_t ws[16];
+  cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
+  for (int i = 0; i < n && got < want; i++) {
+    int st = plan_finalize(h, cfgs[i], &plans[got], &ws[got]);
+    if (st == 0)
+      got++;
+    else
+      last = (cudnnStatus_t)st;
+  }
+  lmc_cfgs_free(cfgs, n);
+  if (got == 0) {
+    lmc_bag_free(&c->bag);
+    if (n == 0)
+      lmc_conv_bad(err, errlen, "cudnn: heuristics (modes A and FALLBACK): none of their %d engine configs "
+                   "passed cuDNN's support checks on this device%s", raw,
+                   c->key.prec == LMC_PREC_F32 ? " without TF32" : "");
+    else
+      lmc_cudnn_fail(err, errlen, "execution plan finalize (every engine config)", last);
+    return LM_EUNSUPPORTED;
+  }
+  int best = got > 1 ? autotune_pick(h, c, plans, ws, got) : 0;
+  for (int i = 0; i < got; i++)
+    if (i != best) cudnnBackendDestroyDescriptor(plans[i]);
+  c->plan = plans[best];
+  c->workspace = ws[best];
+  c->fused = fuse_act ? c->key.d.act : LM_ACT_NONE;
+  return LM_OK;
+}
+
+int lmc_conv_new(cudnnHandle_t h, const lm_conv_desc *d, lmc_prec prec, bool channels_last,
+                 lmc_conv **out, lm_act *fused_act, char *err, size_t errlen)
+{
+  *out = NULL;
+  if (!h) return lmc_conv_bad(err, errlen, "cudnn: lmc_conv_new needs a cuDNN handle");
+  lmc_key k;
+  key_of(&k, h, d, prec, channels_last);
+  /* The lock is held while building so that two threads sharing a handle
+   * never build the same plan twice; builds are one-time costs. */
+  pthread_mutex_lock(&cache_lock);
+  for (lmc_conv *c = cache_head; c; c = c->next)
+    if (!memcmp(&c->key, &k, sizeof k)) {
+      c->refs++;
+      pthread_mutex_unlock(&cache_lock);
+      *out = c;
+      if (fused_act) *fused_act = c->fused;
+      return LM_OK;
+    }
+  lmc_conv *c = calloc(1, sizeof *c);
+  int rc;
+  if (!c) {
+    rc = LM_ENOMEM;
+    lmc_conv_bad(err, errlen, "cudnn: out of memory");
+  } else {
+    c->key = k;
+    c->refs = 1;
+    rc = lmc_geom_of(&k.d, channels_last, &c->geo, err, errlen);
+    if (rc == LM_OK && d->act != LM_ACT_NONE) {
+      char ferr[512] = "";
+      rc = build_level(h, c, true, ferr, sizeof ferr);
+      /* The fused graph has no engine here: conv + bias alone, the caller
+       * applies the activation.  Other failures are real errors. */
+      if (rc == LM_EUNSUPPORTED) rc = build_level(h, c, false, err, errlen);
+      else if (rc < 0) snprintf(err, errlen, "%s", ferr);
+    } else if (rc == LM_OK) {
+      rc = build_level(h, c, false, err, errlen);
+    }
+  }
+  if (rc < 0) {
+    if (c) conv_destroy(c);
+    pthread_mutex_unlock(&cache_lock);
+    return rc;
+  }
+  c->next = cache_head;
+  cache_head = c;
+  pthread_mutex_unlock(&cache_lock);
+  *out = c;
+  if (fused_act) *fused_act = c->fused;
+  return LM_OK;
+}
+
+void lmc_conv_free(lmc_conv *c)
+{
+  if (!c) return;
+  pthread_mutex_lock(&cache_lock);
+  if (--c->refs > 0) {
+    pthread_mutex_unlock(&cache_lock);
+    return;
+  }
+  for (lmc_conv **p = &cache_head; *p; p = &(*p)->next)
+    if (*p == c) {
+      *p = c->next;
+      break;
+    }
+  pthread_mutex_unlock(&cache_lock);
+  conv_destroy(c);
+}
+
+size_t lmc_conv_workspace_size(const lmc_conv *c) { return (size_t)c->workspace; }
+
+int lmc_conv_run(lmc_conv *c, cudnnHandle_t h, const void *x, const void *w, const void *bias, void *y,
+                 void *workspace, char *err, size_t errlen)
+{
+  if (c->workspace > 0 && !workspace)
+    return lmc_conv_bad(err, errlen, "cudnn: the plan needs a workspace of %lld bytes",
+                        (long long)c->workspace);
+  return execute(h, c->plan, x, w, bias, y, workspace, err, errlen);
+}
+
+/* ---- weights ---------------------------------------------------------------- */
+
+int lmc_conv_pack_weights(const lmc_conv *c, const float *w, const float *bias, void **w_out,
+                          size_t *w_bytes, void **b_out, size_t *b_bytes, char *err, size_t errlen)
+{
+  const lmc_geom *g = &c->geo;
+  lmc_prec prec = c->key.prec;
+  size_t es = lmc_prec_size(prec);
+  int64_t K = g->w[0], C = g->w[1], kvol = prod(g->w + 2, g->nd - 2), n = K * C * kvol;
+  int64_t cout = c->key.d.cout;
+  *w_out = *b_out = NULL;
+  float *tmp = malloc((size_t)(n > cout ? n : cout) * sizeof *tmp);
+  void *wo = malloc((size_t)n * es), *bo = malloc((size_t)cout * es);
+  if (!tmp || !wo || !bo) {
+    free(tmp);
+    free(wo);
+    free(bo);
+    lmc_conv_bad(err, errlen, "cudnn: out of memory packing %lld weights", (long long)n);
+    return LM_ENOMEM;
+  }
+  if (!c->key.channels_last) {
+    memcpy(tmp, w, (size_t)n * sizeof *tmp);
+  } else {
+    /* [K, C, k...] -> [K, k..., C] */
+    for (int64_t o = 0; o < K; o++)
+      for (int64_t i = 0; i < C; i++)
+        for (int64_t s = 0; s < kvol; s++) tmp[(o * kvol + s) * C + i] = w[(o * C + i) * kvol + s];
+  }
+  lmc_prec_from_f32(prec, tmp, wo, (size_t)n);
+  if (bias)
+    memcpy(tmp, bias, (size_t)cout * sizeof *tmp);
+  else
+    memset(tmp, 0, (size_t)cout * sizeof *tmp);
+  lmc_prec_from_f32(prec, tmp, bo, (size_t)cout);
+  free(tmp);
+  *w_out = wo;
+  *w_bytes = (size_t)n * es;
+  *b_out = bo;
+  *b_bytes = (size_t)cout * es;
+  return LM_OK;
+}
