@@ -42,4 +42,14 @@ const lm_cpu_kernel *lm_cpu_kernel_find(const char *op);
 /* All supported op names, NULL-terminated (for `lumen ops` and docs). */
 const char *const *lm_cpu_supported_ops(void);
 
+/* Resize / Upsample node n's interpolation taps for input in[0]'s shape (in
+** holds the node's inputs; only the scales/sizes/roi need data) and output
+** shape oshape, by the rules of the CPU op: axis k's output index o has
+** ntap[base[k] + o] taps (at most 4) at idx[4 * (base[k] + o) + t] with
+** weights w[...]; arrays malloc'd.  tf_crop_and_resize is refused.  (For
+** other backends: the GPU plan.) */
+int lm_resize_taps(const lm_gnode *n, const lm_rt_tensor *in, int nin, const int64_t *oshape,
+                   int **ntap, int64_t **idx, double **w, int64_t *base, char *err,
+                   size_t errlen);
+
 #endif

@@ -365,15 +365,18 @@ static int rs_separable(const lm_rt_tensor *x, lm_rt_tensor *out, const int64_t 
   return 0;
 }
 
-static int eval_resize(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_tensor *out,
-                       int nout, char *err, size_t errlen)
+/* The attributes, the output extents' check and every axis' taps of node n
+** for inputs in (data only needed for the scales/sizes/roi inputs) and the
+** output shape osh_want: *taps (malloc'd) holds axis k's taps from base[k]. */
+static int rs_build(const lm_gnode *n, const lm_rt_tensor *in, int nin, int nd,
+                    const int64_t *osh_want, rs_attrs *ap, rs_tap **taps_out, int64_t *base,
+                    char *err, size_t errlen)
 {
-  const lm_rt_tensor *x = &in[0];
-  if (!x->data || x->dt != LM_F32) return ops_eval_fail(err, errlen, n, "input X must be float32");
   rs_attrs a;
+  *taps_out = NULL;
+  const lm_rt_tensor *x = &in[0];
   const char *why = rs_parse(n, &a);
   if (why) return ops_eval_fail(err, errlen, n, "%s", why);
-  int nd = x->ndim;
   double sc[MAXD], scale[MAXD], roi[2 * MAXD];
   int64_t sz[MAXD], osh[MAXD];
   int ns = -1, nz = -1, nr = -1;
@@ -391,9 +394,9 @@ static int eval_resize(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt
   why = rs_sizes(n, &a, nd, x->shape, sc, ns, sz, nz, scale, osh);
   if (why) return ops_eval_fail(err, errlen, n, "%s", why);
   for (int k = 0; k < nd; k++)
-    if (osh[k] != out[0].shape[k])
+    if (osh[k] != osh_want[k])
       return ops_eval_fail(err, errlen, n, "output extent %lld on axis %d, resize gives %lld",
-                           (long long)out[0].shape[k], k, (long long)osh[k]);
+                           (long long)osh_want[k], k, (long long)osh[k]);
   /* roi: [starts, ends] over all axes, or over the listed axes (18). */
   double rlo[MAXD], rhi[MAXD];
   for (int k = 0; k < nd; k++) {
@@ -412,7 +415,7 @@ static int eval_resize(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt
       rhi[k] = roi[i + na];
     }
   }
-  int64_t ttl = 0, base[MAXD];
+  int64_t ttl = 0;
   for (int k = 0; k < nd; k++) {
     base[k] = ttl;
     ttl += osh[k];
@@ -429,6 +432,66 @@ static int eval_resize(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt
     }
     rs_axis_taps(&a, scale[k], x->shape[k], osh[k], rlo[k], rhi[k], &taps[base[k]]);
   }
+  *ap = a;
+  *taps_out = taps;
+  return LM_OK;
+}
+
+int lm_resize_taps(const lm_gnode *n, const lm_rt_tensor *in, int nin, const int64_t *oshape,
+                   int **ntap, int64_t **idx, double **w, int64_t *base, char *err,
+                   size_t errlen)
+{
+  int nd = in[0].ndim;
+  rs_attrs a;
+  rs_tap *taps;
+  *ntap = NULL;
+  *idx = NULL;
+  *w = NULL;
+  int st = rs_build(n, in, nin, nd, oshape, &a, &taps, base, err, errlen);
+  if (st < 0) return st;
+  if (a.ctm == CTM_TF_CROP) {
+    free(taps);
+    return ops_eval_fail(err, errlen, n, "coordinate_transformation_mode tf_crop_and_resize "
+                         "is not supported here");
+  }
+  int64_t ttl = 0;
+  for (int k = 0; k < nd; k++) ttl += oshape[k];
+  *ntap = malloc(sizeof **ntap * (size_t)(ttl ? ttl : 1));
+  *idx = calloc((size_t)(ttl ? ttl : 1) * 4, sizeof **idx);
+  *w = calloc((size_t)(ttl ? ttl : 1) * 4, sizeof **w);
+  if (!*ntap || !*idx || !*w) {
+    free(taps);
+    free(*ntap);
+    free(*idx);
+    free(*w);
+    *ntap = NULL;
+    *idx = NULL;
+    *w = NULL;
+    return ops_eval_fail(err, errlen, n, "out of memory");
+  }
+  for (int64_t t = 0; t < ttl; t++) {
+    (*ntap)[t] = taps[t].ntap;
+    for (int k = 0; k < taps[t].ntap; k++) {
+      (*idx)[4 * t + k] = taps[t].idx[k];
+      (*w)[4 * t + k] = taps[t].w[k];
+    }
+  }
+  free(taps);
+  return LM_OK;
+}
+
+static int eval_resize(const lm_gnode *n, const lm_rt_tensor *in, int nin, lm_rt_tensor *out,
+                       int nout, char *err, size_t errlen)
+{
+  const lm_rt_tensor *x = &in[0];
+  if (!x->data || x->dt != LM_F32) return ops_eval_fail(err, errlen, n, "input X must be float32");
+  int nd = x->ndim;
+  rs_attrs a;
+  rs_tap *taps;
+  int64_t base[MAXD], osh[MAXD];
+  for (int k = 0; k < nd; k++) osh[k] = out[0].shape[k];
+  int st0 = rs_build(n, in, nin, nd, osh, &a, &taps, base, err, errlen);
+  if (st0 < 0) return st0;
   if (a.ctm != CTM_TF_CROP) {
     int st = rs_separable(x, &out[0], osh, taps, base);
     free(taps);

@@ -28,6 +28,7 @@ void lm_model_release(lm_model *m)
   if (!m || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1) return;
   lm_engine *e = m->e;
   lm_model_plans_free(m);
+  if (m->gpu_plans && m->gpu_plans_free) m->gpu_plans_free(m->gpu_plans);
   lm_graph_free(m->g);
   free(m->name);
   free(m->metadata);
@@ -169,6 +170,8 @@ int lm_model_wrap(lm_engine *e, lm_graph *g, const char *name, const char *forma
   pthread_mutex_init(&m->mu, NULL);
   snprintf(m->axes, sizeof m->axes, "%s", axes);
   m->bf16 = strcmp(prec, "bfloat16") == 0;
+  if ((opt && opt->precision) || (pkg && pkg->precision))
+    snprintf(m->precision, sizeof m->precision, "%s", prec);
   lm_engine_ref(e);
   m->name = strdup(name && *name ? name : "model");
   if (m->name) m->metadata = build_metadata(m, format, source, pkg);

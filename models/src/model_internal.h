@@ -24,6 +24,12 @@ struct lm_model {
   char *metadata;        /* JSON text, see lm_model_metadata */
   char axes[4];          /* "XYZ" or "ZYX" */
   bool bf16;
+  char precision[12];    /* as asked at load or by the package ("float32",
+                            "bfloat16"); "" when neither said */
+  /* GPU plans (transforms/cuda/gpu_plan.c, in the CUDA plugin): opaque
+  ** here, freed with the model by gpu_plans_free.  Guarded by mu. */
+  void *gpu_plans;
+  void (*gpu_plans_free)(void *);
   /* Plans per input shape: a plan is used by one thread at a time, so each
   ** shape keeps a few idle ones for concurrent runs (sliding windows from
   ** several pipelines).  Guarded by mu. */
@@ -67,6 +73,11 @@ char *lm_model_read_text(const char *path, size_t *len);
 int lm_model_wrap(lm_engine *e, lm_graph *g, const char *name, const char *format,
                   const char *source, const lm_package *pkg,
                   const lm_model_options *opt, lm_model **out);
+
+/* lm_model_run with the convolutions' precision chosen by the caller (the
+** Infer op's precision option) instead of the model's. */
+int lm_model_run_prec(lm_model *m, lm_op_ctx *ctx, lm_tensor *const *in, int nin,
+                      lm_tensor **out, int nout, bool bf16);
 
 /* Free every cached plan (model destruction). */
 void lm_model_plans_free(lm_model *m);

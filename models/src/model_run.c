@@ -17,7 +17,7 @@
 struct lm_plan_pool {
   lm_plan_pool *next;
   int nkey;
-  int64_t key[LM_MAX_DIMS * 4 + 4]; /* per input: ndim, extents */
+  int64_t key[LM_MAX_DIMS * 4 + 5]; /* bf16, then per input: ndim, extents */
   lm_plan *idle[MAX_IDLE_PLANS];
   int nidle;
   int busy;          /* plans of this shape being run now */
@@ -168,6 +168,12 @@ static int check_shape(lm_model *m, lm_op_ctx *ctx, int i, const lm_tensor *t)
 int lm_model_run(lm_model *m, lm_op_ctx *ctx, lm_tensor *const *in, int nin, lm_tensor **out,
                  int nout)
 {
+  return lm_model_run_prec(m, ctx, in, nin, out, nout, m->bf16);
+}
+
+int lm_model_run_prec(lm_model *m, lm_op_ctx *ctx, lm_tensor *const *in, int nin,
+                      lm_tensor **out, int nout, bool bf16)
+{
   const lm_graph *g = m->g;
   for (int i = 0; i < nout; i++) out[i] = NULL;
   if (nin != g->ninputs)
@@ -184,8 +190,9 @@ int lm_model_run(lm_model *m, lm_op_ctx *ctx, lm_tensor *const *in, int nin, lm_
   lm_plan_pool *pool = NULL;
   lm_plan *plan = NULL;
   int st = LM_OK;
-  int64_t key[LM_MAX_DIMS * 4 + 4];
+  int64_t key[LM_MAX_DIMS * 4 + 5];
   int nkey = 0;
+  key[nkey++] = bf16;   /* plans of both precisions may be cached */
   int ndims[4];
   const int64_t *shapes[4];
   const float *ibufs[4];
@@ -208,7 +215,7 @@ int lm_model_run(lm_model *m, lm_op_ctx *ctx, lm_tensor *const *in, int nin, lm_
   }
   if (!plan) {
     char err[ERRLEN] = "";
-    lm_plan_options po = {.bf16 = m->bf16, .threads = lm_engine_threads(m->e)};
+    lm_plan_options po = {.bf16 = bf16, .threads = lm_engine_threads(m->e)};
     st = lm_plan_new(g, ndims, shapes, &po, &plan, err, sizeof err);
     if (st < 0) {
       plan = NULL;

@@ -5,6 +5,7 @@
 
 #include "infer_stream.h"
 #include "lumen.h"
+#include "model_internal.h"
 
 /* ---- LoadModel ---- */
 
@@ -102,6 +103,11 @@ static int infer_check(lm_op_ctx *ctx)
   static const char *const streams[] = {"auto", "always", "never", NULL};
   int st = check_choice(ctx, "stream", streams);
   if (st < 0) return st;
+  const char *prec = lm_arg_string(ctx, "precision");
+  if (strcmp(prec, "auto") && strcmp(prec, "float32") && strcmp(prec, "float16") &&
+      strcmp(prec, "bfloat16"))
+    return lm_ctx_error(ctx, LM_EINVAL, "option 'precision' is \"%s\"; expected one of auto, "
+                        "float32, float16, bfloat16", prec);
   if (lm_arg_bool(ctx, "argmax") && !lm_arg_is_set(ctx, "output") && lm_model_noutputs(m) != 1)
     return lm_ctx_error(ctx, LM_EINVAL, "option 'argmax': model '%s' has %d outputs; say which "
                         "with 'output'", lm_model_name(m), lm_model_noutputs(m));
@@ -173,6 +179,15 @@ static int infer_run(lm_op_ctx *ctx)
   if (batch && (st = make_view(&v, VIEW_BATCH)) < 0) goto fail;
   if (zyx && (st = make_view(&v, VIEW_REVERSE)) < 0) goto fail;
 
+  /* On the CPU: 'auto' is the model's precision, bfloat16 the bf16
+  ** convolutions where the CPU has them; float16 runs on CUDA only. */
+  const char *prec = lm_arg_string(ctx, "precision");
+  if (!strcmp(prec, "float16")) {
+    lm_tensor_release(v);
+    return lm_ctx_error(ctx, LM_EUNSUPPORTED, "option 'precision': float16 runs on CUDA only "
+                        "(x is on the CPU); use float32 or bfloat16, or move x to cuda");
+  }
+  bool bf16 = !strcmp(prec, "auto") ? m->bf16 : !strcmp(prec, "bfloat16");
   bool argmax = lm_arg_bool(ctx, "argmax");
   if (use_stream(ctx, m, v)) {
     lm_tensor *o = NULL;
@@ -185,7 +200,7 @@ static int infer_run(lm_op_ctx *ctx)
   int nout = want >= 0 ? want + 1 : lm_model_noutputs(m);
   if (nout > LM_MAX_OUTPUTS) nout = LM_MAX_OUTPUTS;
   lm_tensor *outs[LM_MAX_OUTPUTS] = {0};
-  st = lm_model_run(m, ctx, &v, 1, outs, nout);
+  st = lm_model_run_prec(m, ctx, &v, 1, outs, nout, bf16);
   lm_tensor_release(v);
   v = NULL;
   if (st < 0) return st;
@@ -240,7 +255,20 @@ static const lm_arg_desc infer_args[] = {
   {"stream", LM_ARG_STRING, "'auto'",
    "'auto', 'always' or 'never': run a chain of stride-1 'same' convolutions and pointwise "
    "activations (MeshNet) slice by slice, holding only the receptive field's depth of each "
-   "layer; 'auto' streams such chains on volumes of at least 96^3 voxels"},
+   "layer; 'auto' streams such chains on volumes of at least 96^3 voxels (CPU only)"},
+  {"precision", LM_ARG_STRING, "'auto'",
+   "'auto', 'float32', 'float16' or 'bfloat16': the precision of the activations and "
+   "convolutions (math and norm statistics stay float32 / float64; the logits are float32). "
+   "'auto': the model's precision (LoadModel's option or the package's metadata) if it sets "
+   "one, else float32 on the CPU and float16 on CUDA.  On the CPU bfloat16 means bf16 "
+   "convolutions where the CPU has them and float16 is an error"},
+  {"channels_last", LM_ARG_BOOL, "false",
+   "CUDA: keep activations channels-last (N, spatial..., C) between layers (cuDNN's fast "
+   "layout for float16/bfloat16); networks with ops that have no channels-last kernel "
+   "(pooling, Resize, Pad, Transpose, Softmax, reshapes) are refused with the node named"},
+  {"cuda_graph", LM_ARG_BOOL, "false",
+   "CUDA: capture the network's launches once as a CUDA graph and replay it on later calls "
+   "of the same shape (less launch overhead for small inputs)"},
 };
 
 const lm_op_desc lm_op_infer = {
@@ -262,6 +290,12 @@ const lm_op_desc lm_op_infer = {
       "reads (h = dilation * (k - 1) / 2), so memory is the receptive field's depth, not\n"
       "channels x volume; the result is the whole-volume result.  With argmax = true the\n"
       "labels are made slice by slice too, and full-size logits never exist.\n"
+      "\n"
+      "\n"
+      "With x on a CUDA device the network runs there (transforms/cuda/gpu_plan.c): the CPU\n"
+      "planner's fused steps and memory layout, convolutions through cuDNN, activations in\n"
+      "the 'precision' option's type (float16 by default on CUDA), float32 logits on the\n"
+      "device.  Plans are built on first use per shape and options and kept with the model.\n"
       "\n"
       "  local logits = Infer(net, x)\n"
       "  local labels = Argmax(logits)",

@@ -348,6 +348,7 @@ int lm_plan_new(const lm_graph *g, const int *ndims, const int64_t *const *shape
   if (!p) return plan_fail(err, errlen, LM_ENOMEM, "out of memory");
   p->threads = opt && opt->threads > 0 ? opt->threads : omp_get_num_procs();
   p->layout_only = opt && opt->layout_only;
+  p->no_concat_in_place = opt && opt->no_concat_in_place;
   p->bf16 = opt && opt->bf16 && lm_cpu_has_bf16() && !p->layout_only;
   p->g = lm_graph_clone(g);
   if (!p->g) {

@@ -29,6 +29,9 @@ typedef struct lm_plan_options {
                          pointers (plan_step.cdesc) instead of oneDNN
                          primitives, no arena nor conv workspace is
                          allocated, and the plan cannot run */
+  bool no_concat_in_place;   /* Concat inputs get their own buffers (a
+                                channels-last backend cannot write them as
+                                blocks of the output) */
 } lm_plan_options;
 
 /* Build a plan for g (prepared with lm_graph_prepare; not modified: the

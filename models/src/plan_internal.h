@@ -109,6 +109,7 @@ struct lm_plan {
   int *out_values;               /* resolved value of each graph output */
   bool bf16;
   bool layout_only;              /* lm_plan_options.layout_only */
+  bool no_concat_in_place;       /* lm_plan_options.no_concat_in_place */
   int threads;
   double *step_seconds;          /* per step, accumulated while profiling */
 };

@@ -231,7 +231,7 @@ int plan_lay_out_memory(builder *b)
       }
       p->loc[v] = LOC_ARENA;
       p->loc_index[v] = mem_new(&m, bytes, s, last[v]);
-      if (j == 0) concat_in_place(b, &m, st, p->loc_index[v]);
+      if (j == 0 && !p->no_concat_in_place) concat_in_place(b, &m, st, p->loc_index[v]);
     }
   }
   /* Lay out the roots; everything else sits at an offset inside one. */

@@ -26,6 +26,7 @@ extern "C" int lmc_spatial_crop(lm_op_ctx *ctx);
 extern "C" int lmc_center_crop(lm_op_ctx *ctx);
 extern "C" int lmc_spatial_pad(lm_op_ctx *ctx);
 extern "C" int lmc_divisible_pad(lm_op_ctx *ctx);
+extern "C" int lmc_infer(lm_op_ctx *ctx);
 
 /* The device's compute stream (cuda_util.h).  Streams are per device, not
  * per thread: frees come from any thread and are queued on the stream that
@@ -126,6 +127,7 @@ static int plugin_register(lm_engine *e)
   if (st >= 0) st = lm_op_set_cuda_kernel(e, "CenterCrop", lmc_center_crop);
   if (st >= 0) st = lm_op_set_cuda_kernel(e, "SpatialPad", lmc_spatial_pad);
   if (st >= 0) st = lm_op_set_cuda_kernel(e, "DivisiblePad", lmc_divisible_pad);
+  if (st >= 0) st = lm_op_set_cuda_kernel(e, "Infer", lmc_infer);
   return st;
 }
 
