@@ -5,17 +5,9 @@
 #include <string.h>
 
 #include "connected_components.h"
+#include "keep_largest_cc.h"
 #include "label_grid.h"
 #include "xf_util.h"
-
-typedef struct klcc_opts {
-  double *applied;   /* sorted label values, NULL = every nonzero label */
-  int napplied;
-  bool independent;
-  int connectivity;
-  int64_t keep_n;
-  bool ties_all;     /* nnU-Net: keep every component as large as the cut */
-} klcc_opts;
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -23,7 +15,7 @@ static int cmp_double(const void *a, const void *b)
   return x < y ? -1 : x > y;
 }
 
-static int klcc_options(lm_op_ctx *ctx, int nsp, klcc_opts *o)
+int klcc_options(lm_op_ctx *ctx, int nsp, klcc_opts *o)
 {
   memset(o, 0, sizeof *o);
   o->independent = lm_arg_bool(ctx, "independent");
@@ -66,7 +58,8 @@ static int klcc_check(lm_op_ctx *ctx)
 {
   lg_grid g;
   klcc_opts o;
-  int st = lg_grid_of(ctx, lm_ctx_input(ctx, 0), "label", &g);
+  /* any device: the CUDA plugin has a kernel for this op */
+  int st = lg_grid_of_any(ctx, lm_ctx_input(ctx, 0), "label", &g);
   if (st < 0) return st;
   st = klcc_options(ctx, g.nsp, &o);
   free(o.applied);
@@ -86,7 +79,7 @@ typedef struct klcc_job {
   size_t esz;
 } klcc_job;
 
-static bool is_applied(const klcc_opts *o, int32_t v)
+bool klcc_is_applied(const klcc_opts *o, int32_t v)
 {
   if (v == 0) return false;
   if (!o->applied) return true;
@@ -100,7 +93,7 @@ static int to_classes(int64_t b, int64_t e, void *arg)
   klcc_job *j = arg;
   for (int64_t v = b; v < e; v++) {
     int32_t x = j->cls[v];
-    j->cls[v] = is_applied(j->o, x) ? (j->o->independent ? x : 1) : 0;
+    j->cls[v] = klcc_is_applied(j->o, x) ? (j->o->independent ? x : 1) : 0;
   }
   return LM_OK;
 }
@@ -172,6 +165,66 @@ static int cmp_class_then_id(const void *a, const void *b, void *arg)
   return x < y ? -1 : x > y;
 }
 
+typedef struct keys_job {
+  lm_engine *e;
+  lm_op_ctx *ctx;
+  klcc_job *j;
+  int64_t numel;
+} keys_job;
+
+static int cpu_first_keys(void *arg, int64_t *first_key)
+{
+  keys_job *k = arg;
+  k->j->first_key = first_key;
+  int st = lm_parallel_for(k->e, k->ctx, k->numel, XF_GRAIN, note_first_keys, k->j);
+  k->j->first_key = NULL;
+  return st;
+}
+
+int klcc_choose(lm_op_ctx *ctx, const klcc_opts *o, int64_t ncomp,
+                const int32_t *comp_class, const int64_t *sizes,
+                klcc_keys_fn keys, void *arg, uint8_t *drop)
+{
+  int32_t *order = malloc(sizeof *order * (size_t)(ncomp + 1));
+  int64_t *first_key = NULL;
+  int st = LM_OK;
+  if (!order) return lm_ctx_error(ctx, LM_ENOMEM, "out of memory");
+  for (int64_t c = 0; c < ncomp; c++) order[c] = (int32_t)(c + 1);
+  qsort_r(order, (size_t)ncomp, sizeof *order, cmp_class_then_id, (void *)comp_class);
+
+  /* Per class: rank its components and mark those past the cut. */
+  for (int64_t a = 0; a < ncomp;) {
+    int64_t b = a;
+    while (b < ncomp && comp_class[order[b]] == comp_class[order[a]]) b++;
+    int64_t n = b - a;
+    if (n > o->keep_n) {
+      rank_ctx rc = {sizes, NULL};
+      qsort_r(order + a, (size_t)n, sizeof *order, cmp_rank, &rc);
+      int64_t cut = sizes[order[a + o->keep_n - 1]];
+      bool tie = sizes[order[a + o->keep_n]] == cut;
+      if (tie && !o->ties_all) {
+        if (!first_key) {
+          first_key = malloc(sizeof *first_key * (size_t)(ncomp + 1));
+          if (!first_key) {
+            st = lm_ctx_error(ctx, LM_ENOMEM, "out of memory");
+            break;
+          }
+          for (int64_t c = 0; c <= ncomp; c++) first_key[c] = INT64_MAX;
+          if ((st = keys(arg, first_key)) < 0) break;
+        }
+        rc.first_key = first_key;
+        qsort_r(order + a, (size_t)n, sizeof *order, cmp_rank, &rc);
+      }
+      for (int64_t k = o->keep_n; k < n; k++)
+        if (!(o->ties_all && sizes[order[a + k]] == cut)) drop[order[a + k]] = 1;
+    }
+    a = b;
+  }
+  free(order);
+  free(first_key);
+  return st;
+}
+
 static int klcc_run(lm_op_ctx *ctx)
 {
   lm_engine *e = lm_ctx_engine(ctx);
@@ -193,7 +246,6 @@ static int klcc_run(lm_op_ctx *ctx)
     lab = cls + n2 / 2;
   }
   int64_t *sizes = NULL, ncomp = 0;
-  int32_t *order = NULL;
   uint8_t *drop = NULL;
   if (!cls || !lab) {
     st = lm_ctx_error(ctx, LM_ENOMEM, "out of memory");
@@ -209,48 +261,16 @@ static int klcc_run(lm_op_ctx *ctx)
   if (st < 0) goto done;
 
   j.comp_class = calloc((size_t)ncomp + 1, sizeof *j.comp_class);
-  order = malloc(sizeof *order * (size_t)(ncomp + 1));
   drop = calloc((size_t)ncomp + 1, 1);
-  if (!j.comp_class || !order || !drop) {
+  if (!j.comp_class || !drop) {
     st = lm_ctx_error(ctx, LM_ENOMEM, "out of memory");
     goto done;
   }
   if ((st = lm_parallel_for(e, ctx, g.numel, XF_GRAIN, note_classes, &j)) < 0)
     goto done;
-  for (int64_t c = 0; c < ncomp; c++) order[c] = (int32_t)(c + 1);
-  qsort_r(order, (size_t)ncomp, sizeof *order, cmp_class_then_id, j.comp_class);
-
-  /* Per class: rank its components and mark those past the cut. */
-  bool keys_done = false;
-  for (int64_t a = 0; a < ncomp;) {
-    int64_t b = a;
-    while (b < ncomp && j.comp_class[order[b]] == j.comp_class[order[a]]) b++;
-    int64_t n = b - a;
-    if (n > o.keep_n) {
-      rank_ctx rc = {sizes, NULL};
-      qsort_r(order + a, (size_t)n, sizeof *order, cmp_rank, &rc);
-      int64_t cut = sizes[order[a + o.keep_n - 1]];
-      bool tie = sizes[order[a + o.keep_n]] == cut;
-      if (tie && !o.ties_all) {
-        if (!keys_done) {
-          j.first_key = malloc(sizeof *j.first_key * (size_t)(ncomp + 1));
-          if (!j.first_key) {
-            st = lm_ctx_error(ctx, LM_ENOMEM, "out of memory");
-            goto done;
-          }
-          for (int64_t c = 0; c <= ncomp; c++) j.first_key[c] = INT64_MAX;
-          st = lm_parallel_for(e, ctx, g.numel, XF_GRAIN, note_first_keys, &j);
-          if (st < 0) goto done;
-          keys_done = true;
-        }
-        rc.first_key = j.first_key;
-        qsort_r(order + a, (size_t)n, sizeof *order, cmp_rank, &rc);
-      }
-      for (int64_t k = o.keep_n; k < n; k++)
-        if (!(o.ties_all && sizes[order[a + k]] == cut)) drop[order[a + k]] = 1;
-    }
-    a = b;
-  }
+  keys_job kj = {e, ctx, &j, g.numel};
+  st = klcc_choose(ctx, &o, ncomp, j.comp_class, sizes, cpu_first_keys, &kj, drop);
+  if (st < 0) goto done;
 
   st = lm_tensor_new_like(in, lm_tensor_dtype(in), LM_CPU, &out);
   if (st < 0) {
@@ -275,7 +295,6 @@ done:
   free(o.applied);
   lm_tensor_release(scratch);
   free(sizes);
-  free(order);
   free(drop);
   free(j.comp_class);
   free(j.first_key);

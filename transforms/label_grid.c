@@ -3,8 +3,8 @@
 
 #include <string.h>
 
-int lg_grid_of(lm_op_ctx *ctx, const lm_tensor *t, const char *what,
-               lg_grid *g)
+int lg_grid_of_any(lm_op_ctx *ctx, const lm_tensor *t, const char *what,
+                   lg_grid *g)
 {
   int nd = lm_tensor_ndim(t);
   const int64_t *sh = lm_tensor_shape(t);
@@ -28,6 +28,14 @@ int lg_grid_of(lm_op_ctx *ctx, const lm_tensor *t, const char *what,
   g->n[2] = 1;
   for (int d = 0; d < g->nsp; d++) g->n[d] = sh[g->first + d];
   g->numel = g->n[0] * g->n[1] * g->n[2];
+  return LM_OK;
+}
+
+int lg_grid_of(lm_op_ctx *ctx, const lm_tensor *t, const char *what,
+               lg_grid *g)
+{
+  int st = lg_grid_of_any(ctx, t, what, g);
+  if (st < 0) return st;
   if (lm_device_equal(lm_tensor_device(t), LM_CPU) == false)
     return lm_ctx_error(ctx, LM_EDEVICE, "%s is on a CUDA device; call "
                         "ToHost first", what);

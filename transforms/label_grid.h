@@ -9,6 +9,10 @@
 
 #include "lumen.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct lg_grid {
   int nsp;          /* 2 or 3 spatial dims */
   int first;        /* index of the first spatial dim (0, or 1 after C) */
@@ -20,6 +24,9 @@ typedef struct lg_grid {
  * its layout starts with 'C').  `what` names the input in errors. */
 int lg_grid_of(lm_op_ctx *ctx, const lm_tensor *t, const char *what,
                lg_grid *g);
+/* The same for a tensor on any device (the CUDA kernels). */
+int lg_grid_of_any(lm_op_ctx *ctx, const lm_tensor *t, const char *what,
+                   lg_grid *g);
 
 /* The view of t without its size-1 channel dim (a new reference). */
 int lg_spatial_view(lm_op_ctx *ctx, lm_tensor *t, const lg_grid *g,
@@ -36,4 +43,7 @@ int lg_load_f64(lm_op_ctx *ctx, lm_tensor *t, const lg_grid *g, double *dst);
 /* World coordinates (affine A, row-major 4x4) of the voxel (i, j, k). */
 void lg_world(const double *A, double i, double j, double k, double w[3]);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

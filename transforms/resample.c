@@ -12,7 +12,7 @@
 /* scipy pre-pads 'nearest' inputs with this many edge values before the
  * spline filter (_prepad_for_spline_filter), so its border behaviour is the
  * filter of the padded line, not an exact boundary condition. */
-#define SPLINE_PREPAD 12
+#define SPLINE_PREPAD XF_SPLINE_PREPAD
 #define MAX_TAPS 4
 
 int xf_interp_parse(const char *s, xf_interp *out)
@@ -69,7 +69,7 @@ int xf_resample_new_output(lm_tensor *in, int nsp, const int64_t *sp_shape,
   for (int d = 0; d < nsp; d++) shape[nd - nsp + d] = sp_shape[d];
   xf_memory_order(in, order);
   int st = lm_tensor_new_ordered(lm_tensor_engine(in), dt, nd, shape, order,
-                                 LM_CPU, out);
+                                 lm_tensor_device(in), out);
   if (st < 0) return st;
   lm_tensor_set_affine(*out, lm_tensor_affine(in));
   lm_tensor_set_layout(*out, lm_tensor_layout(in));
@@ -706,4 +706,47 @@ int xf_resample(lm_engine *e, lm_op_ctx *ctx, lm_tensor *in, lm_tensor *out,
     if (st < 0) return st;
   }
   return LM_OK;
+}
+
+/* ---- the CPU backend of the resampling ops ---- */
+
+static int cpu_resample(lm_op_ctx *ctx, lm_tensor *in, lm_tensor *out,
+                        const xf_resample_spec *spec)
+{
+  int st = xf_resample(lm_ctx_engine(ctx), ctx, in, out, spec);
+  if (st < 0 && st != LM_ECANCELED)
+    return lm_ctx_error(ctx, st, "resampling failed");
+  return st;
+}
+
+static int cpu_copy(lm_op_ctx *ctx, lm_tensor *dst, const lm_tensor *src)
+{
+  int st = lm_tensor_copy(dst, src);
+  return st < 0 ? lm_ctx_error(ctx, st, "cannot copy the input") : st;
+}
+
+const xf_resample_backend xf_resample_cpu = {cpu_resample, cpu_copy, true};
+
+/* ---- per-axis tap tables for other backends ---- */
+
+int xf_axis_taps_build(xf_axis_taps *t, int64_t m, double scale, double shift,
+                       int64_t n, xf_interp ip, xf_padding pd, xf_grid grid)
+{
+  axis_table a = {0};
+  int64_t npad = ip == XF_INTERP_CUBIC && pd == XF_PAD_BORDER ? SPLINE_PREPAD : 0;
+  int st = table_build(&a, m, scale, shift, n, npad, ip, pd, grid);
+  t->k = a.k;
+  t->m = a.m;
+  t->idx = a.idx;
+  t->w = a.w;
+  if (st < 0) xf_axis_taps_free(t);
+  return st;
+}
+
+void xf_axis_taps_free(xf_axis_taps *t)
+{
+  free(t->idx);
+  free(t->w);
+  t->idx = NULL;
+  t->w = NULL;
 }

@@ -8,6 +8,10 @@
 #include <stdint.h>
 #include "lumen.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum xf_interp {
   /* torch grid_sample "nearest": x[rint(c)] (half to even, as MONAI). */
   XF_INTERP_NEAREST = 0,
@@ -99,4 +103,48 @@ bool xf_mat4_inverse(const double a[16], double inv[16]);
 /* c = a · b (4x4 row-major). */
 void xf_mat4_mul(const double a[16], const double b[16], double c[16]);
 
+/* scipy pre-pads a line by this many edge values before the cubic spline
+ * prefilter for padding 'border' (its mode 'nearest'). */
+#define XF_SPLINE_PREPAD 12
+
+/* Where the data loops of Resize, ScaleByResolution and
+ * RestoreOriginalShape run.  The ops' planning (options, output shape,
+ * index map, affine, trace) is shared; the CUDA plugin passes its own
+ * backend.  Both functions report errors on ctx. */
+typedef struct xf_resample_backend {
+  /* Fill out (from xf_resample_new_output, on in's device) per spec, with
+   * the results of xf_resample. */
+  int (*resample)(lm_op_ctx *ctx, lm_tensor *in, lm_tensor *out,
+                  const xf_resample_spec *spec);
+  /* dst (dense, src's shape) = src converted as Cast converts. */
+  int (*copy)(lm_op_ctx *ctx, lm_tensor *dst, const lm_tensor *src);
+  bool nnunet;  /* whether ScaleByResolution's rule='nnunet' runs here */
+} xf_resample_backend;
+extern const xf_resample_backend xf_resample_cpu;
+
+/* The ops on the inputs of ctx with backend b: the output in *out (not yet
+ * set on ctx). */
+int xf_resize_apply(lm_op_ctx *ctx, const xf_resample_backend *b, lm_tensor **out);
+int xf_sbr_apply(lm_op_ctx *ctx, const xf_resample_backend *b, lm_tensor **out);
+int xf_restore_apply(lm_op_ctx *ctx, const xf_resample_backend *b, lm_tensor **out);
+
+/* The taps xf_resample uses along one axis of an axis-aligned map (input
+ * index = scale * o + shift, o < m, n input samples): for output o, k taps
+ * at idx[o*k + j] with weights w[o*k + j] (zero-weight taps point at a used
+ * index).  Cubic indices address the spline coefficients of the line padded
+ * by XF_SPLINE_PREPAD on each side for padding 'border'.  Backends apply
+ * them in xf_resample's order to get its results bit for bit. */
+typedef struct xf_axis_taps {
+  int k;
+  int64_t m;
+  int64_t *idx;
+  double *w;
+} xf_axis_taps;
+int xf_axis_taps_build(xf_axis_taps *t, int64_t m, double scale, double shift,
+                       int64_t n, xf_interp ip, xf_padding pd, xf_grid grid);
+void xf_axis_taps_free(xf_axis_taps *t);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -130,25 +130,24 @@ static int sbr_check(lm_op_ctx *ctx)
   return sbr_options(ctx, &o);
 }
 
-static int sbr_run_nnunet(lm_op_ctx *ctx, lm_tensor *in, const sbr_opts *o)
+static int sbr_run_nnunet(lm_op_ctx *ctx, lm_tensor *in, const sbr_opts *o,
+                          lm_tensor **out)
 {
-  lm_tensor *out = NULL;
-  int st;
   if (o->has_shape)
-    st = xf_resample_nnunet_to_shape(ctx, in, o->m, o->in_d, o->out_d, &o->nn, &out);
-  else
-    st = xf_resample_nnunet(ctx, in, o->out_d, &o->nn, &out);
-  if (st < 0) return st;
-  return lm_ctx_set_output(ctx, 0, out);
+    return xf_resample_nnunet_to_shape(ctx, in, o->m, o->in_d, o->out_d, &o->nn, out);
+  return xf_resample_nnunet(ctx, in, o->out_d, &o->nn, out);
 }
 
-static int sbr_run(lm_op_ctx *ctx)
+int xf_sbr_apply(lm_op_ctx *ctx, const xf_resample_backend *b, lm_tensor **result)
 {
   sbr_opts o;
   lm_tensor *in = lm_ctx_input(ctx, 0), *out = NULL;
   int st = sbr_options(ctx, &o);
   if (st < 0) return st;
-  if (o.nnunet) return sbr_run_nnunet(ctx, in, &o);
+  if (o.nnunet && !b->nnunet)
+    return lm_ctx_error(ctx, LM_EUNSUPPORTED, "rule='nnunet' runs on the CPU "
+                        "only; move the input with ToHost first");
+  if (o.nnunet) return sbr_run_nnunet(ctx, in, &o, result);
   int nd = lm_tensor_ndim(in), lead = nd - o.nsp;
   const double *A = lm_tensor_affine(in);
   double B[16];
@@ -166,13 +165,13 @@ static int sbr_run(lm_op_ctx *ctx)
   st = xf_resample_new_output(in, o.nsp, o.m, o.dt, &out);
   if (st < 0) return lm_ctx_error(ctx, st, "cannot allocate the output");
   if (same) {
-    st = lm_tensor_copy(out, in); /* MONAI returns the input unchanged */
+    st = b->copy(ctx, out, in); /* MONAI returns the input unchanged */
   } else {
-    st = xf_resample(lm_ctx_engine(ctx), ctx, in, out, &spec);
+    st = b->resample(ctx, in, out, &spec);
   }
   if (st < 0) {
     lm_tensor_release(out);
-    return st == LM_ECANCELED ? st : lm_ctx_error(ctx, st, "resampling failed");
+    return st;
   }
   lm_tensor_set_affine(out, B);
   char params[256];
@@ -187,7 +186,15 @@ static int sbr_run(lm_op_ctx *ctx)
     lm_tensor_release(out);
     return lm_ctx_error(ctx, st, "cannot record the trace");
   }
-  return lm_ctx_set_output(ctx, 0, out);
+  *result = out;
+  return LM_OK;
+}
+
+static int sbr_run(lm_op_ctx *ctx)
+{
+  lm_tensor *out = NULL;
+  int st = xf_sbr_apply(ctx, &xf_resample_cpu, &out);
+  return st < 0 ? st : lm_ctx_set_output(ctx, 0, out);
 }
 
 static const lm_arg_desc sbr_args[] = {

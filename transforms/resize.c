@@ -64,7 +64,8 @@ static int resize_check(lm_op_ctx *ctx)
   return resize_options(ctx, &o);
 }
 
-static int resize_run(lm_op_ctx *ctx)
+int xf_resize_apply(lm_op_ctx *ctx, const xf_resample_backend *b,
+                    lm_tensor **result)
 {
   resize_opts o;
   lm_tensor *in = lm_ctx_input(ctx, 0), *out = NULL;
@@ -90,10 +91,10 @@ static int resize_run(lm_op_ctx *ctx)
   }
   st = xf_resample_new_output(in, o.nsp, o.m, o.dt, &out);
   if (st < 0) return lm_ctx_error(ctx, st, "cannot allocate the output");
-  st = xf_resample(lm_ctx_engine(ctx), ctx, in, out, &spec);
+  st = b->resample(ctx, in, out, &spec);
   if (st < 0) {
     lm_tensor_release(out);
-    return st == LM_ECANCELED ? st : lm_ctx_error(ctx, st, "resampling failed");
+    return st;
   }
   lm_tensor_set_affine(out, B);
   char params[160];
@@ -106,7 +107,15 @@ static int resize_run(lm_op_ctx *ctx)
     lm_tensor_release(out);
     return lm_ctx_error(ctx, st, "cannot record the trace");
   }
-  return lm_ctx_set_output(ctx, 0, out);
+  *result = out;
+  return LM_OK;
+}
+
+static int resize_run(lm_op_ctx *ctx)
+{
+  lm_tensor *out = NULL;
+  int st = xf_resize_apply(ctx, &xf_resample_cpu, &out);
+  return st < 0 ? st : lm_ctx_set_output(ctx, 0, out);
 }
 
 static const lm_arg_desc resize_args[] = {

@@ -106,7 +106,8 @@ static bool monai_axis_map(const double cur[16], const double before[16],
 /* An exact integer map whose samples all fall inside `cur`: a view (signed
  * permutation and offset of the strides), copied densely.  Returns 1 when
  * done, 0 when the map leaves the input (then resampling pads with zeros). */
-static int gather_view(lm_tensor *cur, int nsp, const double m[3][4],
+static int gather_view(lm_op_ctx *ctx, const xf_resample_backend *be,
+                       lm_tensor *cur, int nsp, const double m[3][4],
                        const int64_t *tshape, lm_tensor **out)
 {
   int nd = lm_tensor_ndim(cur), lead = nd - nsp;
@@ -136,8 +137,8 @@ static int gather_view(lm_tensor *cur, int nsp, const double m[3][4],
   if (s < 0) return s;
   xf_memory_order(view, order);
   s = lm_tensor_new_ordered(lm_tensor_engine(cur), lm_tensor_dtype(cur), nd,
-                            shape, order, LM_CPU, out);
-  if (s >= 0) s = lm_tensor_copy(*out, view);
+                            shape, order, lm_tensor_device(cur), out);
+  if (s >= 0) s = be->copy(ctx, *out, view);
   lm_tensor_release(view);
   if (s < 0) {
     lm_tensor_release(*out);
@@ -148,7 +149,8 @@ static int gather_view(lm_tensor *cur, int nsp, const double m[3][4],
   return 1;
 }
 
-static int restore_run(lm_op_ctx *ctx)
+int xf_restore_apply(lm_op_ctx *ctx, const xf_resample_backend *be,
+                     lm_tensor **result)
 {
   restore_mode mode;
   xf_padding pad;
@@ -183,7 +185,7 @@ static int restore_run(lm_op_ctx *ctx)
     lm_tensor *next = NULL;
     int done = 0;
     if (integral) {
-      done = gather_view(cur, nsp, (const double(*)[4])m, tshape, &next);
+      done = gather_view(ctx, be, cur, nsp, (const double(*)[4])m, tshape, &next);
       if (done < 0) st = lm_ctx_error(ctx, done, "cannot copy");
     }
     if (st >= 0 && !done) {
@@ -204,7 +206,7 @@ static int restore_run(lm_op_ctx *ctx)
         if (linear && !lm_dtype_is_float(dt)) odt = LM_F32;
       }
       st = xf_resample_new_output(cur, nsp, tshape, odt, &next);
-      if (st >= 0) st = xf_resample(lm_ctx_engine(ctx), ctx, cur, next, &spec);
+      if (st >= 0) st = be->resample(ctx, cur, next, &spec);
       if (st < 0 && st != LM_ECANCELED)
         st = lm_ctx_error(ctx, st, "cannot undo trace entry %d (%s)", i, en->op);
       dt = odt;
@@ -233,7 +235,15 @@ static int restore_run(lm_op_ctx *ctx)
   /* ref's trace without the entries undone (all of them) */
   lm_tensor_trace_copy(out, ref);
   for (int i = 0; i < ntrace; i++) lm_tensor_trace_pop(out);
-  return lm_ctx_set_output(ctx, 0, out);
+  *result = out;
+  return LM_OK;
+}
+
+static int restore_run(lm_op_ctx *ctx)
+{
+  lm_tensor *out = NULL;
+  int st = xf_restore_apply(ctx, &xf_resample_cpu, &out);
+  return st < 0 ? st : lm_ctx_set_output(ctx, 0, out);
 }
 
 static const lm_arg_desc restore_args[] = {

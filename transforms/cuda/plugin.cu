@@ -26,6 +26,11 @@ extern "C" int lmc_spatial_crop(lm_op_ctx *ctx);
 extern "C" int lmc_center_crop(lm_op_ctx *ctx);
 extern "C" int lmc_spatial_pad(lm_op_ctx *ctx);
 extern "C" int lmc_divisible_pad(lm_op_ctx *ctx);
+/* xf2: resampling and connected components */
+extern "C" int lmc_resize(lm_op_ctx *ctx);
+extern "C" int lmc_scale_by_resolution(lm_op_ctx *ctx);
+extern "C" int lmc_restore_original_shape(lm_op_ctx *ctx);
+extern "C" int lmc_keep_largest_cc(lm_op_ctx *ctx);
 extern "C" int lmc_infer(lm_op_ctx *ctx);
 
 /* The device's compute stream (cuda_util.h).  Streams are per device, not
@@ -127,6 +132,12 @@ static int plugin_register(lm_engine *e)
   if (st >= 0) st = lm_op_set_cuda_kernel(e, "CenterCrop", lmc_center_crop);
   if (st >= 0) st = lm_op_set_cuda_kernel(e, "SpatialPad", lmc_spatial_pad);
   if (st >= 0) st = lm_op_set_cuda_kernel(e, "DivisiblePad", lmc_divisible_pad);
+  if (st >= 0) st = lm_op_set_cuda_kernel(e, "Resize", lmc_resize);
+  if (st >= 0) st = lm_op_set_cuda_kernel(e, "ScaleByResolution", lmc_scale_by_resolution);
+  if (st >= 0)
+    st = lm_op_set_cuda_kernel(e, "RestoreOriginalShape", lmc_restore_original_shape);
+  if (st >= 0)
+    st = lm_op_set_cuda_kernel(e, "KeepLargestConnectedComponent", lmc_keep_largest_cc);
   if (st >= 0) st = lm_op_set_cuda_kernel(e, "Infer", lmc_infer);
   return st;
 }
