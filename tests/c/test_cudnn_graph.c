@@ -36,12 +36,12 @@ static void check_cases(const conv_case *c, int n)
           CHECK_INT(rc, LM_OK);
           if (nf < 1) {
             unfused++;
-            printf("# %s %s %s: no config with the activation fused (caller applies it)\n", c[i].name,
+            printf("# %s %s %s: no proposal with the activation fused (the caller applies it)\n", c[i].name,
                    lmc_prec_name(precs[p]), cl ? "NDHWC" : "NCDHW");
           }
         }
       }
-  printf("# %d cases x 3 precisions x 2 layouts, %d without a fused activation\n", n, unfused);
+  printf("# %d cases x 3 precisions x 2 layouts; %d fused graphs got no proposals\n", n, unfused);
 }
 
 static void test_families(void)
@@ -109,7 +109,8 @@ static void test_bad_descriptors(void)
   d.out[0] += 2;   /* output_padding 3 >= stride */
   CHECK_INT(lmc_conv_graph_check(&d, LMC_PREC_F32, false, &nc, err, sizeof err), LM_EINVAL);
   CHECK_CONTAINS(err, "output_padding");
-  d = cc_make(4, 1, 8, 8, 1, 16, 3, 1, 1, 1, false, 0, LM_ACT_NONE, 0, 0);
+  d = cc_make(3, 1, 8, 8, 1, 16, 3, 1, 1, 1, false, 0, LM_ACT_NONE, 0, 0);
+  d.nsp = 4;
   CHECK_INT(lmc_conv_graph_check(&d, LMC_PREC_F32, false, &nc, err, sizeof err), LM_EINVAL);
   CHECK_CONTAINS(err, "nsp = 4");
   /* No handle: building a plan needs one (and a GPU). */

@@ -109,6 +109,7 @@ struct lmc_conv {
   lmc_conv *next;            /* cache list */
   lmc_geom geo;
   lmc_bag bag;               /* the graph's descriptors, alive as long as the plan */
+  cudnnBackendDescriptor_t cfg;   /* the plan's engine config, kept with it */
   cudnnBackendDescriptor_t plan;
   int64_t workspace;
   lm_act fused;
@@ -147,6 +148,7 @@ static void key_of(lmc_key *k, cudnnHandle_t h, const lm_conv_desc *d, lmc_prec 
 static void conv_destroy(lmc_conv *c)
 {
   if (c->plan) cudnnBackendDestroyDescriptor(c->plan);
+  if (c->cfg) cudnnBackendDestroyDescriptor(c->cfg);
   lmc_bag_free(&c->bag);
   free(c);
 }
@@ -331,16 +333,17 @@ static int build_level(cudnnHandle_t h, lmc_conv *c, bool fuse_act, char *err, s
   if (want < 1) want = 1;
   cudnnBackendDescriptor_t plans[16];
   int64_t ws[16];
+  int cfg_of[16];
   cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
   for (int i = 0; i < n && got < want; i++) {
     int st = plan_finalize(h, cfgs[i], &plans[got], &ws[got]);
     if (st == 0)
-      got++;
+      cfg_of[got++] = i;
     else
       last = (cudnnStatus_t)st;
   }
-  lmc_cfgs_free(cfgs, n);
   if (got == 0) {
+    lmc_cfgs_free(cfgs, n);
     lmc_bag_free(&c->bag);
     if (n == 0)
       lmc_conv_bad(err, errlen, "cudnn: heuristics (modes A and FALLBACK): none of their %d engine configs "
@@ -353,6 +356,9 @@ static int build_level(cudnnHandle_t h, lmc_conv *c, bool fuse_act, char *err, s
   int best = got > 1 ? autotune_pick(h, c, plans, ws, got) : 0;
   for (int i = 0; i < got; i++)
     if (i != best) cudnnBackendDestroyDescriptor(plans[i]);
+  c->cfg = cfgs[cfg_of[best]];
+  cfgs[cfg_of[best]] = NULL;
+  lmc_cfgs_free(cfgs, n);
   c->plan = plans[best];
   c->workspace = ws[best];
   c->fused = fuse_act ? c->key.d.act : LM_ACT_NONE;
@@ -390,9 +396,16 @@ int lmc_conv_new(cudnnHandle_t h, const lm_conv_desc *d, lmc_prec prec, bool cha
       char ferr[512] = "";
       rc = build_level(h, c, true, ferr, sizeof ferr);
       /* The fused graph has no engine here: conv + bias alone, the caller
-       * applies the activation.  Other failures are real errors. */
-      if (rc == LM_EUNSUPPORTED) rc = build_level(h, c, false, err, errlen);
-      else if (rc < 0) snprintf(err, errlen, "%s", ferr);
+       * applies the activation.  Both failing: both reasons. */
+      if (rc < 0 && rc != LM_ENOMEM) {
+        rc = build_level(h, c, false, err, errlen);
+        if (rc < 0) {
+          size_t len = strlen(err);
+          if (len + 1 < errlen) snprintf(err + len, errlen - len, "; with the activation fused: %s", ferr);
+        }
+      } else if (rc < 0) {
+        snprintf(err, errlen, "%s", ferr);
+      }
     } else if (rc == LM_OK) {
       rc = build_level(h, c, false, err, errlen);
     }

@@ -333,11 +333,12 @@ void lmc_cfgs_free(cudnnBackendDescriptor_t *cfgs, int n)
   free(cfgs);
 }
 
-/* False when F32 mode must not use cfg: its engine converts the float32
-** inputs down (TF32 tensor cores). */
+/* False when cfg's engine may not be used: it converts its inputs down
+** (never: that changes the results of every precision), or it runs float32
+** on tensor cores (TF32) in F32 mode, which must match the CPU at 1e-4.
+** The same rule as PyTorch's cuDNN v8 path with allow_tf32 off. */
 static bool cfg_allowed(cudnnBackendDescriptor_t cfg, lmc_prec prec)
 {
-  if (prec != LMC_PREC_F32) return true;
   cudnnBackendDescriptor_t eng = NULL;
   if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &eng) != CUDNN_STATUS_SUCCESS)
     return false;
@@ -351,7 +352,8 @@ static bool cfg_allowed(cudnnBackendDescriptor_t cfg, lmc_prec prec)
                                  CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &nn, notes) == CUDNN_STATUS_SUCCESS) {
       ok = true;
       for (int64_t i = 0; i < nn; i++)
-        if (notes[i] == CUDNN_NUMERICAL_NOTE_TENSOR_CORE || notes[i] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS)
+        if (notes[i] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS ||
+            (prec == LMC_PREC_F32 && notes[i] == CUDNN_NUMERICAL_NOTE_TENSOR_CORE))
           ok = false;
     }
   }
