@@ -31,6 +31,20 @@ void xf_sir_prepare_f32(const xf_sir *p, xf_sir_f32 *f);
 /* Read and validate ScaleIntensityRange's options (errors name them). */
 int xf_sir_options(lm_op_ctx *ctx, xf_sir *p, lm_dtype *dt);
 
+/* ScaleIntensityRangePercentiles' options, its window from the two
+ * percentiles (MONAI's relative b_min / b_max included), and numpy's
+ * 'linear' interpolation between the values of ranks floor(h) and
+ * floor(h) + 1 (h = (n - 1) * q / 100, g = h - floor(h)); shared with the
+ * CUDA plugin. */
+typedef struct xf_sirp_opts {
+  double lower, upper, b_min, b_max;
+  bool clip, relative, channel_wise;
+  lm_dtype dt;
+} xf_sirp_opts;
+int xf_sirp_options(lm_op_ctx *ctx, xf_sirp_opts *o);
+void xf_sirp_window(const xf_sirp_opts *o, const double p[2], xf_sir *s);
+double xf_percentile_lerp(double a, double b, double g);
+
 #ifdef __cplusplus
 }
 #endif

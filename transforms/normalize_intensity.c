@@ -4,16 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "normalize_intensity.h"
 #include "xf_util.h"
-
-typedef enum { NI_MONAI, NI_NNUNET_ZSCORE, NI_CT } ni_scheme;
-
-typedef struct ni_opts {
-  ni_scheme scheme;
-  bool nonzero, channel_wise;
-  lm_dtype dt;
-  int64_t nch;
-} ni_opts;
 
 /* A per-channel number option: 1 value for all channels or one each. */
 static int per_channel(lm_op_ctx *ctx, const char *opt, int64_t nch,
@@ -39,14 +31,14 @@ static double chan_value(lm_op_ctx *ctx, const char *opt, int64_t c)
   return v[n == 1 ? 0 : c];
 }
 
-static int ni_prepare(lm_op_ctx *ctx, ni_opts *o)
+int xf_ni_prepare(lm_op_ctx *ctx, xf_ni_opts *o)
 {
   lm_tensor *img = lm_ctx_input(ctx, 0);
   memset(o, 0, sizeof *o);
   const char *s = lm_arg_string(ctx, "scheme");
-  if (!strcmp(s, "zscore")) o->scheme = NI_MONAI;
-  else if (!strcmp(s, "nnunet_zscore")) o->scheme = NI_NNUNET_ZSCORE;
-  else if (!strcmp(s, "ct")) o->scheme = NI_CT;
+  if (!strcmp(s, "zscore")) o->scheme = XF_NI_MONAI;
+  else if (!strcmp(s, "nnunet_zscore")) o->scheme = XF_NI_NNUNET_ZSCORE;
+  else if (!strcmp(s, "ct")) o->scheme = XF_NI_CT;
   else
     return lm_ctx_error(ctx, LM_EINVAL, "option 'scheme' = '%s' is not "
                         "'zscore', 'nnunet_zscore' or 'ct'", s);
@@ -59,15 +51,15 @@ static int ni_prepare(lm_op_ctx *ctx, ni_opts *o)
                         "type");
   int nd = lm_tensor_ndim(img);
   o->nch = nd >= 1 ? lm_tensor_shape(img)[0] : 1;
-  bool per_ch = o->scheme != NI_MONAI || o->channel_wise;
+  bool per_ch = o->scheme != XF_NI_MONAI || o->channel_wise;
   if (nd < 1 && per_ch)
     return lm_ctx_error(ctx, LM_ESHAPE, "a scalar has no channel axis");
-  if (o->scheme == NI_MONAI) {
+  if (o->scheme == XF_NI_MONAI) {
     int64_t k = o->channel_wise ? o->nch : 1;
     if ((st = per_channel(ctx, "subtrahend", k, false)) < 0 ||
         (st = per_channel(ctx, "divisor", k, false)) < 0)
       return st;
-  } else if (o->scheme == NI_CT) {
+  } else if (o->scheme == XF_NI_CT) {
     if ((st = per_channel(ctx, "clip_min", o->nch, true)) < 0 ||
         (st = per_channel(ctx, "clip_max", o->nch, true)) < 0 ||
         (st = per_channel(ctx, "mean", o->nch, true)) < 0 ||
@@ -75,7 +67,7 @@ static int ni_prepare(lm_op_ctx *ctx, ni_opts *o)
       return st;
   }
   if (lm_ctx_ninputs(ctx) > 1) {
-    if (o->scheme != NI_NNUNET_ZSCORE)
+    if (o->scheme != XF_NI_NNUNET_ZSCORE)
       return lm_ctx_error(ctx, LM_EINVAL, "a mask input is used by scheme "
                           "'nnunet_zscore' only");
     lm_tensor *m = lm_ctx_input(ctx, 1);
@@ -93,8 +85,8 @@ static int ni_prepare(lm_op_ctx *ctx, ni_opts *o)
 
 static int ni_check(lm_op_ctx *ctx)
 {
-  ni_opts o;
-  return ni_prepare(ctx, &o);
+  xf_ni_opts o;
+  return xf_ni_prepare(ctx, &o);
 }
 
 /* Blocked parallel reductions: a fixed split, so results do not depend on
@@ -196,66 +188,115 @@ static int ni_apply_range(int64_t begin, int64_t end, void *arg)
   return LM_OK;
 }
 
-/* Normalise one block of n float32 values in place.  Statistics of the
- * selected values go into results when `stats` is not NULL. */
-static int ni_block(lm_op_ctx *ctx, const ni_opts *o, float *x,
+int xf_ni_selection(const xf_ni_opts *o, bool has_mask)
+{
+  if (o->scheme == XF_NI_CT) return 0;
+  if (o->scheme == XF_NI_MONAI) return o->nonzero ? 1 : 0;
+  return has_mask ? 2 : 0;
+}
+
+bool xf_ni_needs_stats(lm_op_ctx *ctx, const xf_ni_opts *o)
+{
+  if (o->scheme == XF_NI_CT) return false;
+  return o->scheme != XF_NI_MONAI || !lm_arg_is_set(ctx, "subtrahend") ||
+         !lm_arg_is_set(ctx, "divisor");
+}
+
+void xf_ni_block_map(lm_op_ctx *ctx, const xf_ni_opts *o, int64_t c, int sel,
+                     bool have_stats, double mean, double sd, int64_t count,
+                     xf_ni_map *a)
+{
+  memset(a, 0, sizeof *a);
+  a->sel = sel;
+  a->div = 1;
+  if (o->scheme == XF_NI_CT) {
+    a->clip = true;
+    a->lo = (float)chan_value(ctx, "clip_min", c);
+    a->hi = (float)chan_value(ctx, "clip_max", c);
+    a->sub = (float)chan_value(ctx, "mean", c);
+    double s = chan_value(ctx, "std", c);
+    a->div = (float)(s > 1e-8 ? s : 1e-8);
+    return;
+  }
+  if (have_stats && count == 0) { /* nothing selected: MONAI and nnU-Net leave it */
+    a->skip = true;
+    a->sub = 0;
+    a->div = 1;
+    return;
+  }
+  /* The statistics as float32 scalars, as torch's .item() of a float32
+   * mean and numpy's float32 mean/std give them. */
+  if (o->scheme == XF_NI_MONAI) {
+    int64_t k = o->channel_wise ? c : 0;
+    double sub = lm_arg_is_set(ctx, "subtrahend")
+                     ? chan_value(ctx, "subtrahend", k) : (float)mean;
+    double div = lm_arg_is_set(ctx, "divisor")
+                     ? chan_value(ctx, "divisor", k) : (float)sd;
+    if (div == 0.0) div = 1.0; /* MONAI: a zero divisor becomes 1 */
+    a->sub = (float)sub;
+    a->div = (float)div;
+  } else {
+    a->sub = (float)mean;
+    float fsd = (float)sd;
+    a->div = fsd > 1e-8f ? fsd : (float)1e-8;
+  }
+}
+
+/* Normalise one block of n float32 values in place.  The subtrahend and
+ * divisor used go to st_out. */
+static int ni_block(lm_op_ctx *ctx, const xf_ni_opts *o, float *x,
                     const float *m, int64_t n, int64_t c, double *st_out)
 {
-  ni_apply a = {.x = x, .m = m, .n = n, .sel = 0, .div = 1};
-  if (o->scheme == NI_CT) {
-    a.clip = true;
-    a.lo = (float)chan_value(ctx, "clip_min", c);
-    a.hi = (float)chan_value(ctx, "clip_max", c);
-    a.sub = (float)chan_value(ctx, "mean", c);
-    double sd = chan_value(ctx, "std", c);
-    a.div = (float)(sd > 1e-8 ? sd : 1e-8);
-    st_out[0] = a.sub;
-    st_out[1] = a.div;
-  } else {
-    ni_red r = {.x = x, .m = m, .n = n};
-    if (o->scheme == NI_MONAI) r.sel = o->nonzero ? 1 : 0;
-    else r.sel = m ? 2 : 0;
-    a.sel = r.sel;
-    double mean = 0, sd = 0;
-    int64_t cnt = 0;
-    bool need = o->scheme != NI_MONAI || !lm_arg_is_set(ctx, "subtrahend") ||
-                !lm_arg_is_set(ctx, "divisor");
-    if (need) {
-      int st = ni_stats(ctx, &r, &mean, &sd, &cnt);
-      if (st < 0) return st;
-      if (cnt == 0) { /* nothing selected: MONAI and nnU-Net leave it */
-        st_out[0] = 0;
-        st_out[1] = 1;
-        return LM_OK;
-      }
-    }
-    /* The statistics as float32 scalars, as torch's .item() of a float32
-     * mean and numpy's float32 mean/std give them. */
-    if (o->scheme == NI_MONAI) {
-      int64_t k = o->channel_wise ? c : 0;
-      double sub = lm_arg_is_set(ctx, "subtrahend")
-                       ? chan_value(ctx, "subtrahend", k) : (float)mean;
-      double div = lm_arg_is_set(ctx, "divisor")
-                       ? chan_value(ctx, "divisor", k) : (float)sd;
-      if (div == 0.0) div = 1.0; /* MONAI: a zero divisor becomes 1 */
-      a.sub = (float)sub;
-      a.div = (float)div;
-    } else {
-      a.sub = (float)mean;
-      float fsd = (float)sd;
-      a.div = fsd > 1e-8f ? fsd : (float)1e-8;
-    }
-    st_out[0] = a.sub;
-    st_out[1] = a.div;
+  ni_red r = {.x = x, .m = m, .n = n, .sel = xf_ni_selection(o, m != NULL)};
+  double mean = 0, sd = 0;
+  int64_t cnt = 0;
+  bool need = xf_ni_needs_stats(ctx, o);
+  if (need) {
+    int st = ni_stats(ctx, &r, &mean, &sd, &cnt);
+    if (st < 0) return st;
   }
+  xf_ni_map map;
+  xf_ni_block_map(ctx, o, c, r.sel, need, mean, sd, cnt, &map);
+  st_out[0] = map.sub;
+  st_out[1] = map.div;
+  if (map.skip) return LM_OK;
+  ni_apply a = {.x = x, .m = m, .n = n, .sel = map.sel, .sub = map.sub,
+                .div = map.div, .lo = map.lo, .hi = map.hi, .clip = map.clip};
   return lm_parallel_for(lm_ctx_engine(ctx), ctx, n, XF_GRAIN, ni_apply_range,
                          &a);
 }
 
+void xf_ni_work_order(const lm_tensor *img, int *ord2)
+{
+  int nd = lm_tensor_ndim(img), order[LM_MAX_DIMS], k = 0;
+  xf_memory_order(img, order);
+  if (nd > 0) ord2[k++] = 0;
+  for (int d = 0; d < nd; d++)
+    if (order[d] != 0) ord2[k++] = order[d];
+}
+
+int xf_ni_set_results(lm_op_ctx *ctx, const double *stats, int64_t nblk)
+{
+  size_t nb = nblk > 0 ? (size_t)nblk : 1;
+  double *sub = malloc(sizeof(double) * (2 * nb + 1));
+  if (!sub) return LM_ENOMEM;
+  for (int64_t c = 0; c < nblk; c++) {
+    sub[c] = stats[2 * c];
+    sub[nblk + c] = stats[2 * c + 1];
+  }
+  lm_params *res = lm_ctx_results(ctx);
+  int st = LM_OK;
+  if (!res || lm_params_set_numbers(res, "subtrahend", sub, (int)nblk) < 0 ||
+      lm_params_set_numbers(res, "divisor", sub + nblk, (int)nblk) < 0)
+    st = LM_ENOMEM;
+  free(sub);
+  return st;
+}
+
 static int ni_run(lm_op_ctx *ctx)
 {
-  ni_opts o;
-  int st = ni_prepare(ctx, &o);
+  xf_ni_opts o;
+  int st = xf_ni_prepare(ctx, &o);
   if (st < 0) return st;
   lm_engine *e = lm_ctx_engine(ctx);
   lm_tensor *img = lm_ctx_input(ctx, 0), *work = NULL, *mask = NULL,
@@ -263,12 +304,8 @@ static int ni_run(lm_op_ctx *ctx)
   int nd = lm_tensor_ndim(img);
   /* A float32 copy with the channel dim slowest and the spatial dims in
    * the input's memory order: each channel is one contiguous block. */
-  int order[LM_MAX_DIMS], k = 0;
-  xf_memory_order(img, order);
   int ord2[LM_MAX_DIMS];
-  if (nd > 0) ord2[k++] = 0;
-  for (int d = 0; d < nd; d++)
-    if (order[d] != 0) ord2[k++] = order[d];
+  xf_ni_work_order(img, ord2);
   if ((st = lm_tensor_new_ordered(e, LM_F32, nd, lm_tensor_shape(img), ord2,
                                   LM_CPU, &work)) < 0 ||
       (st = lm_tensor_copy(work, img)) < 0)
@@ -288,28 +325,14 @@ static int ni_run(lm_op_ctx *ctx)
   float *x = lm_tensor_data(work);
   const float *m = mask ? lm_tensor_data(mask) : NULL;
   int64_t total = lm_tensor_numel(work);
-  bool per_ch = o.scheme != NI_MONAI || o.channel_wise;
+  bool per_ch = o.scheme != XF_NI_MONAI || o.channel_wise;
   int64_t nblk = per_ch ? o.nch : 1, bn = nblk ? total / nblk : 0;
   size_t nb = nblk > 0 ? (size_t)nblk : 1; /* a count, never negative */
   double *stats = calloc(2 * nb, sizeof(double));
   if (!stats) { st = LM_ENOMEM; goto fail; }
   for (int64_t c = 0; c < nblk && st >= 0; c++)
     st = ni_block(ctx, &o, x + c * bn, m, bn, c, stats + 2 * c);
-  if (st >= 0) {
-    double *sub = malloc(sizeof(double) * (2 * nb + 1));
-    if (!sub) st = LM_ENOMEM;
-    else {
-      for (int64_t c = 0; c < nblk; c++) {
-        sub[c] = stats[2 * c];
-        sub[nblk + c] = stats[2 * c + 1];
-      }
-      lm_params *res = lm_ctx_results(ctx);
-      if (!res || lm_params_set_numbers(res, "subtrahend", sub, (int)nblk) < 0 ||
-          lm_params_set_numbers(res, "divisor", sub + nblk, (int)nblk) < 0)
-        st = LM_ENOMEM;
-      free(sub);
-    }
-  }
+  if (st >= 0) st = xf_ni_set_results(ctx, stats, nblk);
   free(stats);
   if (st < 0) goto fail;
   if (o.dt == LM_F32) {

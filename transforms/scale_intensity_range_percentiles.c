@@ -49,7 +49,7 @@ DEFINE_SELECT(select_f32, float)
 DEFINE_SELECT(select_f64, double)
 
 /* numpy's 'linear' method: h = (n - 1) * q, and _lerp's two-sided form. */
-static double lerp_np(double a, double b, double g)
+double xf_percentile_lerp(double a, double b, double g)
 {
   double d = b - a;
   return g >= 0.5 ? b - d * (1.0 - g) : a + d * g;
@@ -134,20 +134,14 @@ static int percentiles(lm_op_ctx *ctx, lm_tensor *t, const double q[2],
       select_f32_pair((float *)g.buf + done, n - done, k - done, &a, &b);
     else
       select_f64_pair((double *)g.buf + done, n - done, k - done, &a, &b);
-    out[i] = lerp_np(a, b, h - floor(h));
+    out[i] = xf_percentile_lerp(a, b, h - floor(h));
     done = k;
   }
   free(g.buf);
   return LM_OK;
 }
 
-typedef struct sirp_opts {
-  double lower, upper, b_min, b_max;
-  bool clip, relative, channel_wise;
-  lm_dtype dt;
-} sirp_opts;
-
-static int sirp_options(lm_op_ctx *ctx, sirp_opts *o)
+int xf_sirp_options(lm_op_ctx *ctx, xf_sirp_opts *o)
 {
   o->lower = lm_arg_number(ctx, "lower");
   o->upper = lm_arg_number(ctx, "upper");
@@ -167,8 +161,8 @@ static int sirp_options(lm_op_ctx *ctx, sirp_opts *o)
 
 static int sirp_check(lm_op_ctx *ctx)
 {
-  sirp_opts o;
-  int st = sirp_options(ctx, &o);
+  xf_sirp_opts o;
+  int st = xf_sirp_options(ctx, &o);
   if (st < 0) return st;
   if (o.channel_wise && lm_tensor_ndim(lm_ctx_input(ctx, 0)) < 1)
     return lm_ctx_error(ctx, LM_ESHAPE, "option 'channel_wise' needs a "
@@ -176,32 +170,38 @@ static int sirp_check(lm_op_ctx *ctx)
   return LM_OK;
 }
 
+void xf_sirp_window(const xf_sirp_opts *o, const double p[2], xf_sir *s)
+{
+  *s = (xf_sir){.a_min = p[0], .a_max = p[1], .b_min = o->b_min,
+                .b_max = o->b_max, .has_b_min = true, .has_b_max = true,
+                .clip = o->clip};
+  if (o->relative) {
+    /* MONAI's expressions, in its order. */
+    s->b_min = ((o->b_max - o->b_min) * (o->lower / 100.0)) + o->b_min;
+    s->b_max = ((o->b_max - o->b_min) * (o->upper / 100.0)) + o->b_min;
+  }
+}
+
 /* Window one block (the whole tensor, or one channel) by its own
  * percentiles. */
-static int sirp_block(lm_op_ctx *ctx, const sirp_opts *o, lm_tensor *in,
+static int sirp_block(lm_op_ctx *ctx, const xf_sirp_opts *o, lm_tensor *in,
                       lm_tensor *out)
 {
   double q[2] = {o->lower, o->upper}, p[2] = {NAN, NAN};
   int st = percentiles(ctx, in, q, p);
   if (st < 0) return st;
-  xf_sir s = {.a_min = p[0], .a_max = p[1], .b_min = o->b_min,
-              .b_max = o->b_max, .has_b_min = true, .has_b_max = true,
-              .clip = o->clip};
-  if (o->relative) {
-    /* MONAI's expressions, in its order. */
-    s.b_min = ((o->b_max - o->b_min) * (o->lower / 100.0)) + o->b_min;
-    s.b_max = ((o->b_max - o->b_min) * (o->upper / 100.0)) + o->b_min;
-  }
+  xf_sir s;
+  xf_sirp_window(o, p, &s);
   return xf_sir_apply(ctx, in, out, &s);
 }
 
 static int sirp_run(lm_op_ctx *ctx)
 {
-  sirp_opts o;
+  xf_sirp_opts o;
   lm_tensor *in = lm_ctx_input(ctx, 0), *out = NULL;
   int st = sirp_check(ctx);
   if (st < 0) return st;
-  sirp_options(ctx, &o);
+  xf_sirp_options(ctx, &o);
   st = lm_tensor_new_like(in, o.dt, LM_CPU, &out);
   if (st < 0) return lm_ctx_error(ctx, st, "cannot allocate the output");
   if (!o.channel_wise) {

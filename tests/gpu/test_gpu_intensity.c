@@ -1,7 +1,9 @@
 /* The CUDA plugin's intensity and activation kernels against the CPU ops:
- * Cast, Threshold, Sigmoid and Softmax, on the phantom and on special
- * values, in several dtypes and memory orders.  Exact where the CPU result
- * is exact (Cast, Threshold), 1e-6 / 1e-5 relative where expf is used.
+ * Cast, Threshold, Sigmoid, Softmax, ScaleIntensityRangePercentiles and
+ * NormalizeIntensity, on the phantom and on special values, in several
+ * dtypes and memory orders.  Exact where the CPU result is exact (Cast,
+ * Threshold, the percentiles' order statistics and map), 1e-6 / 1e-5
+ * relative where expf is used or statistics are summed in another order.
  * Exits 77 (skipped) without a CUDA device. */
 #include "gpu_compare.h"
 
@@ -229,6 +231,229 @@ static void test_softmax(void)
   lm_tensor_release(label);
 }
 
+static void sirp_case(const char *what, lm_tensor *in, lm_tensor *din, double lower, double upper,
+                      bool clip, bool relative, bool channel_wise, const char *dtype)
+{
+  lm_params *p = params();
+  lm_params_set_number(p, "lower", lower);
+  lm_params_set_number(p, "upper", upper);
+  lm_params_set_number(p, "b_min", -1);
+  lm_params_set_number(p, "b_max", 2);
+  lm_params_set_bool(p, "clip", clip);
+  lm_params_set_bool(p, "relative", relative);
+  lm_params_set_bool(p, "channel_wise", channel_wise);
+  if (dtype) lm_params_set_string(p, "dtype", dtype);
+  /* The window is an exact order statistic: the outputs equal the CPU's
+   * bit for bit. */
+  if (din) gpu_vs_cpu_on(what, "ScaleIntensityRangePercentiles", &in, &din, 1, p, 0);
+  else gpu_vs_cpu(what, "ScaleIntensityRangePercentiles", &in, 1, p, 0);
+  lm_params_free(p);
+}
+
+static void test_percentiles(void)
+{
+  lm_tensor *label = NULL, *img = gpu_phantom(phantom_shape, &label);
+  CHECK(img != NULL);
+  if (!img) return;
+  sirp_case("SIRP phantom 0.5..99.5 clip", img, NULL, 0.5, 99.5, true, false, false, NULL);
+  sirp_case("SIRP phantom 25..75 relative", img, NULL, 25, 75, false, true, false, NULL);
+  sirp_case("SIRP phantom 90..10", img, NULL, 90, 10, false, false, false, "float64");
+  sirp_case("SIRP phantom 0..100 -> int16", img, NULL, 0, 100, true, false, false, "int16");
+  sirp_case("SIRP phantom 33.3..50", img, NULL, 33.3, 50, true, false, false, "float16");
+  /* Other key widths and dtypes: int32 and float64 go through double keys. */
+  const char *dts[] = {"float32", "int32", "float64", "float16", "uint8", "int64"};
+  for (int i = 0; i < 6; i++) {
+    lm_tensor *c = gpu_cast(label, dts[i]);
+    lm_tensor *x = gpu_cast(img, dts[i]);
+    char what[64];
+    snprintf(what, sizeof what, "SIRP label %s", dts[i]);
+    sirp_case(what, c, NULL, 1, 99, false, false, false, NULL);
+    snprintf(what, sizeof what, "SIRP phantom %s", dts[i]);
+    sirp_case(what, x, NULL, 2.5, 97.5, true, false, false, NULL);
+    lm_tensor_release(c);
+    lm_tensor_release(x);
+  }
+  /* Channel-wise on (3, X, Y, Z) with the channels fastest in memory: each
+   * channel is a non-dense view. */
+  int64_t shape[4] = {3, (int64_t)phantom_shape[0], (int64_t)phantom_shape[1],
+                      (int64_t)phantom_shape[2]};
+  int order[4] = {1, 2, 3, 0};
+  lm_tensor *m = NULL;
+  CHECK_INT(lm_tensor_new_ordered(E, LM_F32, 4, shape, order, LM_CPU, &m), LM_OK);
+  if (m) {
+    int64_t n = lm_tensor_numel(label);
+    for (int64_t p = 0; p < n; p++) {
+      int64_t idx[4];
+      unravel(3, shape + 1, p, idx + 1);
+      double v = lm_tensor_get(img, (int64_t[]){0, idx[1], idx[2], idx[3]});
+      for (int c = 0; c < 3; c++) {
+        idx[0] = c;
+        lm_tensor_set(m, idx, c == 0 ? v : c == 1 ? -v * 0.37 : (double)(p % 1000) - 250.5);
+      }
+    }
+    sirp_case("SIRP channel_wise", m, NULL, 5, 95, true, false, true, NULL);
+    sirp_case("SIRP channel_wise relative", m, NULL, 0, 100, false, true, true, "float64");
+    /* A permuted device view of it. */
+    lm_tensor *dev = gpu_to(m, "cuda"), *hv = NULL, *dv = NULL;
+    int perm[4] = {0, 3, 2, 1};
+    if (dev && lm_tensor_permute(m, perm, &hv) == LM_OK && lm_tensor_permute(dev, perm, &dv) == LM_OK)
+      sirp_case("SIRP permuted view", hv, dv, 10, 60, true, false, false, NULL);
+    else
+      CHECK(0);
+    lm_tensor_release(hv);
+    lm_tensor_release(dv);
+    lm_tensor_release(dev);
+  }
+  lm_tensor_release(m);
+  /* Few values: ranks at both ends, numpy's interpolation; NaN anywhere
+   * makes every output NaN; all values equal is the shift-only map. */
+  double ten[10] = {9, 3, 7, 1, 0, 8, 2, 6, 4, 5};
+  lm_tensor *t = mk1(LM_F32, 10, ten);
+  sirp_case("SIRP 0..9", t, NULL, 0.5, 99.5, false, false, false, NULL);
+  sirp_case("SIRP 0..9 ends", t, NULL, 0, 100, false, false, false, NULL);
+  lm_tensor_release(t);
+  ten[4] = NAN;
+  t = mk1(LM_F32, 10, ten);
+  sirp_case("SIRP NaN", t, NULL, 10, 90, false, false, false, NULL);
+  lm_tensor_release(t);
+  double same[5] = {-3, -3, -3, -3, -3};
+  t = mk1(LM_F64, 5, same);
+  sirp_case("SIRP constant", t, NULL, 10, 90, true, false, false, NULL);
+  lm_tensor_release(t);
+  double one = -7.25;
+  t = mk1(LM_F32, 1, &one);
+  sirp_case("SIRP one value", t, NULL, 10, 90, false, false, false, NULL);
+  lm_tensor_release(t);
+  lm_tensor_release(img);
+  lm_tensor_release(label);
+}
+
+/* (3, X, Y, Z) float32 with the channels fastest in memory (each channel a
+ * non-dense view): the phantom, a scaled negative copy, and a channel with
+ * zeros only where the phantom is air. */
+static lm_tensor *three_channels(const lm_tensor *img, const lm_tensor *label)
+{
+  int64_t shape[4] = {3, (int64_t)phantom_shape[0], (int64_t)phantom_shape[1],
+                      (int64_t)phantom_shape[2]};
+  int order[4] = {1, 2, 3, 0};
+  lm_tensor *m = NULL;
+  if (lm_tensor_new_ordered(E, LM_F32, 4, shape, order, LM_CPU, &m) != LM_OK) return NULL;
+  int64_t n = lm_tensor_numel(label);
+  for (int64_t p = 0; p < n; p++) {
+    int64_t idx[4];
+    unravel(3, shape + 1, p, idx + 1);
+    double v = lm_tensor_get(img, (int64_t[]){0, idx[1], idx[2], idx[3]});
+    double l = lm_tensor_get(label, idx + 1);
+    double vals[3] = {v, -v * 0.37 + 11, l == 0 ? 0 : v + 0.25 * (double)(p % 7)};
+    for (int c = 0; c < 3; c++) {
+      idx[0] = c;
+      lm_tensor_set(m, idx, vals[c]);
+    }
+  }
+  return m;
+}
+
+static void ni_case(const char *what, lm_tensor *img, lm_tensor *mask, lm_params *p)
+{
+  lm_tensor *in[2] = {img, mask};
+  /* Statistics in double, rounded to float32: within 1e-5 of the CPU (its
+   * double sums run in another order). */
+  gpu_vs_cpu(what, "NormalizeIntensity", in, mask ? 2 : 1, p, 1e-5);
+}
+
+static void test_normalize(void)
+{
+  lm_tensor *label = NULL, *img = gpu_phantom(phantom_shape, &label);
+  CHECK(img != NULL);
+  if (!img) return;
+  lm_tensor *three = three_channels(img, label);
+  CHECK(three != NULL);
+  lm_params *p = params();
+  ni_case("NI zscore int16", img, NULL, p);
+  ni_case("NI zscore 3 channels", three, NULL, p);
+  lm_params_set_bool(p, "nonzero", true);
+  ni_case("NI zscore nonzero", img, NULL, p);
+  lm_params_set_bool(p, "channel_wise", true);
+  ni_case("NI zscore nonzero channel_wise", three, NULL, p);
+  lm_params_set_string(p, "dtype", "float64");
+  ni_case("NI zscore channel_wise float64", three, NULL, p);
+  lm_params_set_string(p, "dtype", "float16");
+  ni_case("NI zscore channel_wise float16", three, NULL, p);
+  lm_params_free(p);
+  /* Given subtrahend / divisor (a zero divisor becomes 1). */
+  p = params();
+  double sub[3] = {10, -2, 0.5}, div[3] = {100, 0, 3};
+  lm_params_set_bool(p, "channel_wise", true);
+  lm_params_set_numbers(p, "subtrahend", sub, 3);
+  lm_params_set_numbers(p, "divisor", div, 3);
+  ni_case("NI zscore given sub/div", three, NULL, p);
+  lm_params_free(p);
+  p = params();
+  lm_params_set_numbers(p, "subtrahend", sub, 1);
+  ni_case("NI zscore given sub, std computed", img, NULL, p);
+  lm_params_free(p);
+  /* nnU-Net ZScore, with and without the seg mask (-1 outside). */
+  p = params();
+  lm_params_set_string(p, "scheme", "nnunet_zscore");
+  ni_case("NI nnunet_zscore", three, NULL, p);
+  lm_tensor *seg = gpu_cast(label, "int16");
+  if (seg) {
+    int16_t *q = lm_tensor_data(seg);
+    for (int64_t i = 0; i < lm_tensor_numel(seg); i++)
+      if (q[i] == 0) q[i] = -1;
+    ni_case("NI nnunet_zscore mask (X, Y, Z)", three, seg, p);
+    lm_tensor *seg4 = NULL;
+    if (lm_tensor_unsqueeze(seg, 0, &seg4) == LM_OK) ni_case("NI nnunet_zscore mask (1, X, Y, Z)", img, seg4, p);
+    else CHECK(0);
+    lm_tensor_release(seg4);
+  }
+  lm_tensor_release(seg);
+  lm_params_free(p);
+  /* nnU-Net CT with the plans' numbers, one for all or one per channel. */
+  p = params();
+  lm_params_set_string(p, "scheme", "ct");
+  double lo[3] = {-958, -300, 0}, hi[3] = {326.5, 500, 80}, mean[3] = {49.3, 1.5, 30},
+         sd[3] = {133.9, 1e-9, 12};
+  lm_params_set_numbers(p, "clip_min", lo, 1);
+  lm_params_set_numbers(p, "clip_max", hi, 1);
+  lm_params_set_numbers(p, "mean", mean, 1);
+  lm_params_set_numbers(p, "std", sd, 1);
+  ni_case("NI ct", img, NULL, p);
+  lm_params_set_numbers(p, "clip_min", lo, 3);
+  lm_params_set_numbers(p, "clip_max", hi, 3);
+  lm_params_set_numbers(p, "mean", mean, 3);
+  lm_params_set_numbers(p, "std", sd, 3);
+  ni_case("NI ct per channel", three, NULL, p);
+  lm_params_free(p);
+  /* A channel with nothing selected is left as it is; a permuted view. */
+  double z[8] = {0, 0, 0, 0, 1, 2, 3, 4};
+  int64_t zs[2] = {2, 4};
+  lm_tensor *zt = mk(LM_F32, 2, zs, z);
+  p = params();
+  lm_params_set_bool(p, "nonzero", true);
+  lm_params_set_bool(p, "channel_wise", true);
+  ni_case("NI nonzero, empty channel", zt, NULL, p);
+  lm_params_free(p);
+  lm_tensor_release(zt);
+  lm_tensor *dev = gpu_to(three, "cuda"), *hv = NULL, *dv = NULL;
+  int perm[4] = {0, 3, 1, 2};
+  if (dev && lm_tensor_permute(three, perm, &hv) == LM_OK && lm_tensor_permute(dev, perm, &dv) == LM_OK) {
+    p = params();
+    lm_params_set_string(p, "scheme", "nnunet_zscore");
+    lm_tensor *h2[1] = {hv}, *d2[1] = {dv};
+    gpu_vs_cpu_on("NI permuted view", "NormalizeIntensity", h2, d2, 1, p, 1e-5);
+    lm_params_free(p);
+  } else {
+    CHECK(0);
+  }
+  lm_tensor_release(hv);
+  lm_tensor_release(dv);
+  lm_tensor_release(dev);
+  lm_tensor_release(three);
+  lm_tensor_release(img);
+  lm_tensor_release(label);
+}
+
 int main(void)
 {
   gpu_engine_start();
@@ -238,6 +463,8 @@ int main(void)
   RUN(test_threshold);
   RUN(test_sigmoid);
   RUN(test_softmax);
+  RUN(test_percentiles);
+  RUN(test_normalize);
   lm_engine_release(E);
   TAP_DONE();
 }

@@ -46,10 +46,9 @@ extern "C" int lmc_orientation(lm_op_ctx *ctx)
                         lm_tensor_device(in).index);
   }
   cudaError_t e = lmc_launch_convert(s, view, out);
-  lm_tensor_release(view); /* the kernel holds in's storage through in */
+  lm_tensor_release(view); /* frees are stream-ordered: the kernel still reads it */
   if ((st = xf_orientation_finish(ctx, in, out, B, true)) < 0) {
-    lmc_finish(ctx, s, e, "Orientation kernel", NULL, 0);
-    lm_tensor_release(out);
+    lm_tensor_release(out); /* frees are ordered after the queued kernel */
     return st;
   }
   return lmc_finish(ctx, s, e, "Orientation kernel", &out, 1);
@@ -171,8 +170,7 @@ static int crop_box_output(lm_op_ctx *ctx, const xf_box_plan *p, const char *op)
   if (st >= 0) st = xf_result_ints(ctx, "box_start", p->start, p->nsp);
   if (st >= 0) st = xf_result_ints(ctx, "box_end", end, p->nsp);
   if (st < 0) {
-    lmc_finish(ctx, s, e, op, NULL, 0); /* the kernel must end before out goes */
-    lm_tensor_release(out);
+    lm_tensor_release(out); /* frees are ordered after the queued kernel */
     return st == LM_ENOMEM ? lm_ctx_error(ctx, st, "out of memory") : st;
   }
   return lmc_finish(ctx, s, e, op, &out, 1);
