@@ -725,7 +725,7 @@ static int cpu_copy(lm_op_ctx *ctx, lm_tensor *dst, const lm_tensor *src)
   return st < 0 ? lm_ctx_error(ctx, st, "cannot copy the input") : st;
 }
 
-const xf_resample_backend xf_resample_cpu = {cpu_resample, cpu_copy, true};
+const xf_resample_backend xf_resample_cpu = {cpu_resample, cpu_copy, NULL};
 
 /* ---- per-axis tap tables for other backends ---- */
 

@@ -111,6 +111,7 @@ void xf_mat4_mul(const double a[16], const double b[16], double c[16]);
  * RestoreOriginalShape run.  The ops' planning (options, output shape,
  * index map, affine, trace) is shared; the CUDA plugin passes its own
  * backend.  Both functions report errors on ctx. */
+struct xf_nnunet_loop;
 typedef struct xf_resample_backend {
   /* Fill out (from xf_resample_new_output, on in's device) per spec, with
    * the results of xf_resample. */
@@ -118,7 +119,9 @@ typedef struct xf_resample_backend {
                   const xf_resample_spec *spec);
   /* dst (dense, src's shape) = src converted as Cast converts. */
   int (*copy)(lm_op_ctx *ctx, lm_tensor *dst, const lm_tensor *src);
-  bool nnunet;  /* whether ScaleByResolution's rule='nnunet' runs here */
+  /* ScaleByResolution's rule='nnunet': the data loop planned by
+   * resample_nnunet.c (resample_nnunet.h); NULL: the CPU's. */
+  int (*nnunet)(lm_op_ctx *ctx, const struct xf_nnunet_loop *l);
 } xf_resample_backend;
 extern const xf_resample_backend xf_resample_cpu;
 

@@ -20,6 +20,7 @@ void xf_nnunet_opts_init(xf_nnunet_opts *o)
   o->order = 3;
   o->order_z = 0;
   o->is_label = false;
+  o->loop = NULL;
 }
 
 /* Errors go to the op context inside a kernel, to the engine's per-thread
@@ -435,7 +436,7 @@ static void nn_affine(const double *a, const int64_t n[3], const int64_t m[3],
 static int nn_check(lm_op_ctx *ctx, lm_engine *e, const lm_tensor *in,
                     const xf_nnunet_opts *o)
 {
-  if (lm_tensor_device(in).type != LM_DEVICE_CPU)
+  if (!o->loop && lm_tensor_device(in).type != LM_DEVICE_CPU)
     return nn_error(ctx, e, LM_EDEVICE,
                     "nnunet resampling runs on the CPU: call to('cpu') first");
   if (lm_tensor_ndim(in) < 3)
@@ -510,7 +511,7 @@ int xf_resample_nnunet_to_shape(lm_op_ctx *ctx, lm_tensor *in,
     oshape[lead + d] = j.m[d];
     order[lead + d] = lead + 2 - d;
   }
-  st = lm_tensor_new_ordered(e, j.dt, nd, oshape, order, LM_CPU, &j.out);
+  st = lm_tensor_new_ordered(e, j.dt, nd, oshape, order, lm_tensor_device(in), &j.out);
   if (st != LM_OK) return nn_error(ctx, e, st, "nnunet resampling: cannot allocate the output");
   j.os[0] = 1;
   j.os[1] = j.m[0];
@@ -519,7 +520,30 @@ int xf_resample_nnunet_to_shape(lm_op_ctx *ctx, lm_tensor *in,
 
   int axis = xf_nnunet_separate_axis(cur, new_sp, o);
   bool same = j.n[0] == j.m[0] && j.n[1] == j.m[1] && j.n[2] == j.m[2];
-  if (same) {
+  if (o->loop) {
+    xf_nnunet_loop l = {.in = in, .out = j.out, .is_label = o->is_label, .same = same,
+                        .lead = lead, .nch = j.nch, .axis = same ? -1 : axis};
+    memcpy(l.n, j.n, sizeof l.n);
+    memcpy(l.m, j.m, sizeof l.m);
+    int ord = o->is_label ? (o->order == 0 ? 0 : 1) : o->order;
+    if (!same && axis >= 0) {
+      l.p = axis == 0 ? 1 : 0;
+      l.q = axis == 2 ? 1 : 2;
+      if (nn_axis_init(&j.ap, j.n[l.p], j.m[l.p], ord) ||
+          nn_axis_init(&j.aq, j.n[l.q], j.m[l.q], ord) ||
+          nn_axis_init(&j.az, j.n[axis], j.m[axis], j.n[axis] == j.m[axis] ? 0 : o->order_z))
+        st = LM_ENOMEM;
+      l.ap = &j.ap;
+      l.aq = &j.aq;
+      l.az = &j.az;
+    } else if (!same) {
+      for (int d = 0; d < 3 && st == LM_OK; d++) {
+        if (nn_axis_init(&j.ax[d], j.n[d], j.m[d], ord)) st = LM_ENOMEM;
+        l.ax[d] = &j.ax[d];
+      }
+    }
+    if (st == LM_OK) st = o->loop(ctx, &l);
+  } else if (same) {
     st = lm_tensor_copy(j.out, in);  /* nnU-Net returns its input as is */
   } else if (axis >= 0) {
     j.a = axis;

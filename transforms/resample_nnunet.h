@@ -7,12 +7,38 @@
 #include <stdbool.h>
 #include "lumen.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct nn_axis;
+
+/* The data loop of one resampling, planned by xf_resample_nnunet_to_shape:
+ * `out` (dense: X fastest, then Y, Z, leading dims slowest) from `in` with
+ * the tap tables of resample_nnunet_kernels.h.  A backend (the CUDA plugin)
+ * runs it with nnU-Net's arithmetic; errors are reported on ctx. */
+typedef struct xf_nnunet_loop {
+  lm_tensor *in, *out;
+  bool is_label;
+  bool same;           /* shapes equal: out = in, values as they are */
+  int lead;            /* leading dims */
+  int64_t nch;         /* their product */
+  int64_t n[3], m[3];  /* input and output spatial shape */
+  int axis;            /* separate-z axis, or -1 for the 3-D path */
+  int p, q;            /* separate: the plane axes, p the faster */
+  const struct nn_axis *ap, *aq, *az;  /* separate: along p, q, axis */
+  const struct nn_axis *ax[3];         /* 3-D path */
+} xf_nnunet_loop;
+typedef int (*xf_nnunet_loop_fn)(lm_op_ctx *ctx, const xf_nnunet_loop *l);
+
 typedef struct xf_nnunet_opts {
   int separate_z;               /* -1 auto (anisotropy rule), 0 no, 1 yes */
   double anisotropy_threshold;  /* 3 */
   int order;                    /* spline order for data (3) or labels (1 one-hot) */
   int order_z;                  /* order across slices when separate (0) */
   bool is_label;                /* one-hot + threshold path */
+  xf_nnunet_loop_fn loop;       /* NULL: the CPU loops (else the output is
+                                 * allocated on the input's device) */
 } xf_nnunet_opts;
 
 /* nnU-Net's defaults for images: auto separate z, threshold 3, order 3,
@@ -66,4 +92,7 @@ int xf_nnunet_separate_axis(const double current_spacing[3],
                             const double new_spacing[3],
                             const xf_nnunet_opts *o);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

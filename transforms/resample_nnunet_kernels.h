@@ -6,6 +6,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* scipy pads a line with this many edge values before the B-spline
  * prefilter for mode 'nearest' (_prepad_for_spline_filter). */
 #define NN_PREPAD 12
@@ -60,4 +64,7 @@ double nn_label_vote(const double *lab, const double *coef, int k,
  * every value is NaN. */
 bool nn_minmax(const double *v, int64_t n, double *lo, double *hi);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

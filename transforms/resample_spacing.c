@@ -144,9 +144,7 @@ int xf_sbr_apply(lm_op_ctx *ctx, const xf_resample_backend *b, lm_tensor **resul
   lm_tensor *in = lm_ctx_input(ctx, 0), *out = NULL;
   int st = sbr_options(ctx, &o);
   if (st < 0) return st;
-  if (o.nnunet && !b->nnunet)
-    return lm_ctx_error(ctx, LM_EUNSUPPORTED, "rule='nnunet' runs on the CPU "
-                        "only; move the input with ToHost first");
+  o.nn.loop = b->nnunet;
   if (o.nnunet) return sbr_run_nnunet(ctx, in, &o, result);
   int nd = lm_tensor_ndim(in), lead = nd - o.nsp;
   const double *A = lm_tensor_affine(in);

@@ -87,19 +87,85 @@ static void test_scale_by_resolution(void)
   lm_tensor_release(dv);
   lm_tensor_release(hv);
 
-  /* rule='nnunet' runs on the CPU only: a clear refusal, not a wrong result */
-  p = params();
-  lm_params_set_numbers(p, "pixdim", pix, 3);
-  lm_params_set_string(p, "rule", "nnunet");
-  int st = 0;
-  lm_tensor *r = dev ? call("ScaleByResolution", dev, p, &st) : NULL;
-  CHECK(r == NULL && st == LM_EUNSUPPORTED);
-  if (st == LM_EUNSUPPORTED) CHECK_CONTAINS(lm_errmsg(E), "nnunet");
-  lm_tensor_release(r);
-  lm_params_free(p);
   lm_tensor_release(dev);
   lm_tensor_release(label);
   lm_tensor_release(img);
+}
+
+/* A phantom with the given voxel size: (1, X, Y, Z) float32 and its labels. */
+static lm_tensor *phantom_spaced(const double *spacing, lm_tensor **label)
+{
+  lm_tensor *out[LM_MAX_OUTPUTS] = {0};
+  int nout = LM_MAX_OUTPUTS;
+  lm_params *p = params();
+  double shape[3] = {30, 26, 9};
+  lm_params_set_numbers(p, "shape", shape, 3);
+  lm_params_set_numbers(p, "spacing", spacing, 3);
+  int st = lm_call(E, "Phantom", NULL, 0, p, out, &nout, NULL);
+  lm_params_free(p);
+  if (st < 0) return NULL;
+  *label = out[1];
+  lm_tensor *c = call("ConvertToChannelsFirst", out[0], NULL, NULL);
+  lm_tensor_release(out[0]);
+  lm_tensor *f = c ? gpu_cast(c, "float32") : NULL;
+  lm_tensor_release(c);
+  return f;
+}
+
+static void nnunet_case(const char *what, lm_tensor *in, const double *pixdim,
+                        const double *shape, bool is_label, const char *sep, int order,
+                        int order_z, double rtol)
+{
+  lm_params *p = params();
+  lm_params_set_string(p, "rule", "nnunet");
+  if (pixdim) lm_params_set_numbers(p, "pixdim", pixdim, 3);
+  if (shape) lm_params_set_numbers(p, "output_shape", shape, 3);
+  if (is_label) lm_params_set_bool(p, "is_label", true);
+  if (sep) lm_params_set_string(p, "separate_z", sep);
+  if (order >= 0) lm_params_set_number(p, "order", order);
+  lm_params_set_number(p, "order_z", order_z);
+  gpu_vs_cpu(what, "ScaleByResolution", &in, 1, p, rtol);
+  lm_params_free(p);
+}
+
+/* rule='nnunet': the 3-D path and separate z (order 3 in-plane, order_z 0
+ * or 1 across), data and one-hot labels, output_shape, and the copy when
+ * nothing changes. */
+static void test_nnunet(void)
+{
+  double iso[3] = {2, 2, 2}, aniso[3] = {1.1, 0.9, 4.5};
+  lm_tensor *lab_iso = NULL, *iso_img = phantom_spaced(iso, &lab_iso);
+  lm_tensor *lab_an = NULL, *an_img = phantom_spaced(aniso, &lab_an);
+  CHECK(iso_img && an_img);
+  if (!iso_img || !an_img) goto done;
+  {
+    double pix3[3] = {1.5, 2.6, 3.1};
+    nnunet_case("nnunet 3-D order 3", iso_img, pix3, NULL, false, NULL, -1, 0, 1e-5);
+    nnunet_case("nnunet 3-D order 1", iso_img, pix3, NULL, false, NULL, 1, 0, 1e-5);
+    nnunet_case("nnunet 3-D order 0", iso_img, pix3, NULL, false, NULL, 0, 0, 0);
+    nnunet_case("nnunet 3-D labels", lab_iso, pix3, NULL, true, NULL, -1, 0, 0);
+    nnunet_case("nnunet 3-D labels order 0", lab_iso, pix3, NULL, true, NULL, 0, 0, 0);
+    double pixa[3] = {0.8, 1.3, 3.0};
+    for (int oz = 0; oz < 2; oz++) {
+      char what[96];
+      snprintf(what, sizeof what, "nnunet separate z data order_z=%d", oz);
+      nnunet_case(what, an_img, pixa, NULL, false, NULL, -1, oz, 1e-5);
+      snprintf(what, sizeof what, "nnunet separate z labels order_z=%d", oz);
+      nnunet_case(what, lab_an, pixa, NULL, true, NULL, -1, oz, 0);
+    }
+    /* separate z forced on an isotropic grid: the coarsest axis is not
+     * unique, so nnU-Net resamples in 3-D; and forced off on the
+     * anisotropic one */
+    nnunet_case("nnunet separate_z=false", an_img, pixa, NULL, false, "false", -1, 0, 1e-5);
+    double shape[3] = {21, 33, 14};
+    nnunet_case("nnunet output_shape", an_img, NULL, shape, false, NULL, -1, 1, 1e-5);
+    nnunet_case("nnunet same shape (copy)", lab_iso, iso, NULL, true, NULL, -1, 0, 0);
+  }
+done:
+  lm_tensor_release(iso_img);
+  lm_tensor_release(lab_iso);
+  lm_tensor_release(an_img);
+  lm_tensor_release(lab_an);
 }
 
 static void test_resize(void)
@@ -289,6 +355,7 @@ int main(void)
 {
   gpu_engine_start();
   RUN(test_scale_by_resolution);
+  RUN(test_nnunet);
   RUN(test_resize);
   RUN(test_restore);
   RUN(test_restore_rotated);

@@ -1,5 +1,5 @@
-/* The data loops of Resize, ScaleByResolution (rule 'monai') and
- * RestoreOriginalShape on the GPU.  The ops' planning (options, shapes,
+/* The data loops of Resize, ScaleByResolution (rule 'monai'; 'nnunet' is
+ * resample_nnunet.cu) and RestoreOriginalShape on the GPU.  The ops' planning (options, shapes,
  * index maps, affines, traces) is the CPU ops' own code, which calls this
  * backend (xf_resample_backend, resample.h) for the loops.
  *
@@ -17,6 +17,7 @@
 
 #include "cuda_util.h"
 #include "resample.h"
+#include "resample_nnunet.h"
 
 /* ---- output walk ---------------------------------------------------------- */
 
@@ -582,7 +583,9 @@ extern "C" int lmc_resample_copy(lm_op_ctx *ctx, lm_tensor *dst, const lm_tensor
 
 /* ---- the ops --------------------------------------------------------------- */
 
-static const xf_resample_backend lmc_backend = {lmc_resample, lmc_resample_copy, false};
+extern "C" int lmc_nnunet_loop(lm_op_ctx *ctx, const xf_nnunet_loop *l);
+
+static const xf_resample_backend lmc_backend = {lmc_resample, lmc_resample_copy, lmc_nnunet_loop};
 
 /* The op's planning with this backend, then the output marked ready. */
 static int rs_run(lm_op_ctx *ctx, int (*apply)(lm_op_ctx *, const xf_resample_backend *,
