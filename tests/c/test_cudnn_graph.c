@@ -132,27 +132,50 @@ static void test_cudnn_checks_geometry(void)
   cudnnBackendDescriptor_t graph;
   lm_conv_desc d = cc_make(3, 1, 32, 32, 1, 16, 3, 2, 1, 1, false, 0, LM_ACT_RELU, 0, 0);
   CHECK_INT(lmc_geom_of(&d, true, &g, err, sizeof err), LM_OK);
-  CHECK_INT(lmc_graph_build(NULL, &d, &g, LMC_PREC_F16, true, &bag, &graph, err, sizeof err), LM_OK);
+  CHECK_INT(lmc_graph_build(NULL, &d, &g, LMC_PREC_F16, LMC_FUSE_BIAS_ACT, &bag, &graph, err, sizeof err), LM_OK);
   lmc_bag_free(&bag);
   g.y[4]--;
-  CHECK(lmc_graph_build(NULL, &d, &g, LMC_PREC_F16, true, &bag, &graph, err, sizeof err) < 0);
+  CHECK(lmc_graph_build(NULL, &d, &g, LMC_PREC_F16, LMC_FUSE_BIAS_ACT, &bag, &graph, err, sizeof err) < 0);
   CHECK_CONTAINS(err, "convolution forward op");
   CHECK_INT(bag.n, 0);
   /* grouped: W [cout, cin/g, k...]; a W with all of cin is a different conv */
   d = cc_make(3, 1, 32, 32, 4, 16, 3, 1, 1, 1, false, 0, LM_ACT_NONE, 0, 0);
   CHECK_INT(lmc_geom_of(&d, false, &g, err, sizeof err), LM_OK);
   CHECK_INT(g.w[1], 8);
-  CHECK_INT(lmc_graph_build(NULL, &d, &g, LMC_PREC_F32, true, &bag, &graph, err, sizeof err), LM_OK);
+  CHECK_INT(lmc_graph_build(NULL, &d, &g, LMC_PREC_F32, LMC_FUSE_BIAS_ACT, &bag, &graph, err, sizeof err), LM_OK);
   lmc_bag_free(&bag);
   /* k3s2 ConvTranspose with output_padding 1: DX is 2*in; one more is wrong */
   d = cc_make(3, 1, 64, 32, 1, 8, 3, 2, 1, 1, true, 1, LM_ACT_NONE, 0, 0);
   CHECK_INT(d.out[0], 16);
   CHECK_INT(lmc_geom_of(&d, true, &g, err, sizeof err), LM_OK);
-  CHECK_INT(lmc_graph_build(NULL, &d, &g, LMC_PREC_BF16, false, &bag, &graph, err, sizeof err), LM_OK);
+  CHECK_INT(lmc_graph_build(NULL, &d, &g, LMC_PREC_BF16, LMC_FUSE_CONV, &bag, &graph, err, sizeof err), LM_OK);
   lmc_bag_free(&bag);
   g.y[2] += 2;
-  CHECK(lmc_graph_build(NULL, &d, &g, LMC_PREC_BF16, false, &bag, &graph, err, sizeof err) < 0);
+  CHECK(lmc_graph_build(NULL, &d, &g, LMC_PREC_BF16, LMC_FUSE_CONV, &bag, &graph, err, sizeof err) < 0);
   CHECK_CONTAINS(err, "backward-data");
+}
+
+/* The last rung of lmc_conv_new's ladder, the conv alone (bias then added
+** by cudnnAddTensor), gets proposals too: forward and backward-data. */
+static void test_conv_only_graphs(void)
+{
+  char err[512] = "";
+  const lm_conv_desc ds[2] = {cc_make(3, 1, 32, 32, 1, 16, 3, 1, 1, 1, false, 0, LM_ACT_RELU, 0, 0),
+                              cc_make(3, 1, 64, 32, 1, 8, 2, 2, 1, 0, true, 0, LM_ACT_NONE, 0, 0)};
+  for (int i = 0; i < 2; i++)
+    for (int p = 0; p < 3; p++) {
+      lmc_geom g;
+      lmc_bag bag = {0};
+      cudnnBackendDescriptor_t graph, *cfgs = NULL;
+      int n = -1, raw = -1;
+      CHECK_INT(lmc_geom_of(&ds[i], true, &g, err, sizeof err), LM_OK);
+      CHECK_INT(lmc_graph_build(NULL, &ds[i], &g, precs[p], LMC_FUSE_CONV, &bag, &graph, err, sizeof err), LM_OK);
+      CHECK_INT(bag.n, 6);   /* X, W, Y, convolution, its op, the graph: no bias, no pointwise op */
+      CHECK_INT(lmc_heuristics(graph, precs[p], &cfgs, &n, &raw, err, sizeof err), LM_OK);
+      CHECK(raw >= 1);
+      lmc_cfgs_free(cfgs, n);
+      lmc_bag_free(&bag);
+    }
 }
 
 /* The host conversions round to nearest even as the GPU's do. */
@@ -198,6 +221,7 @@ int main(void)
   RUN(test_precision_conversions);
   RUN(test_bad_descriptors);
   RUN(test_cudnn_checks_geometry);
+  RUN(test_conv_only_graphs);
   RUN(test_fusion_levels);
   RUN(test_families);
   RUN(test_demo_model);

@@ -2,6 +2,7 @@
  * plan building with a process-wide cache, weight packing, execution.
  * Descriptors and heuristics are in cudnn_desc.c. */
 #include <cuda_runtime.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,7 +113,10 @@ struct lmc_conv {
   cudnnBackendDescriptor_t cfg;   /* the plan's engine config, kept with it */
   cudnnBackendDescriptor_t plan;
   int64_t workspace;
+  lmc_fusion fusion;
   lm_act fused;
+  /* LMC_FUSE_CONV: the bias is added by cudnnAddTensor over these. */
+  cudnnTensorDescriptor_t bias_td, y_td;
 };
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -149,14 +153,16 @@ static void conv_destroy(lmc_conv *c)
 {
   if (c->plan) cudnnBackendDestroyDescriptor(c->plan);
   if (c->cfg) cudnnBackendDestroyDescriptor(c->cfg);
+  if (c->bias_td) cudnnDestroyTensorDescriptor(c->bias_td);
+  if (c->y_td) cudnnDestroyTensorDescriptor(c->y_td);
   lmc_bag_free(&c->bag);
   free(c);
 }
 
 /* ---- graph checks (no GPU) ------------------------------------------------- */
 
-int lmc_conv_graph_configs(const lm_conv_desc *d, lmc_prec prec, bool channels_last, bool fuse_act,
-                           int *nconfigs, int *nusable, char *err, size_t errlen)
+static int graph_configs_at(const lm_conv_desc *d, lmc_prec prec, bool channels_last, lmc_fusion fuse,
+                            int *nconfigs, int *nusable, char *err, size_t errlen)
 {
   lmc_geom g;
   lmc_bag bag = {0};
@@ -165,7 +171,7 @@ int lmc_conv_graph_configs(const lm_conv_desc *d, lmc_prec prec, bool channels_l
   if (nusable) *nusable = 0;
   int rc = lmc_geom_of(d, channels_last, &g, err, errlen);
   if (rc < 0) return rc;
-  if ((rc = lmc_graph_build(NULL, d, &g, prec, fuse_act, &bag, &graph, err, errlen)) < 0) return rc;
+  if ((rc = lmc_graph_build(NULL, d, &g, prec, fuse, &bag, &graph, err, errlen)) < 0) return rc;
   int n = 0, raw = 0;
   rc = lmc_heuristics(graph, prec, &cfgs, &n, &raw, err, errlen);
   lmc_cfgs_free(cfgs, n);
@@ -176,21 +182,26 @@ int lmc_conv_graph_configs(const lm_conv_desc *d, lmc_prec prec, bool channels_l
   return LM_OK;
 }
 
+int lmc_conv_graph_configs(const lm_conv_desc *d, lmc_prec prec, bool channels_last, bool fuse_act,
+                           int *nconfigs, int *nusable, char *err, size_t errlen)
+{
+  return graph_configs_at(d, prec, channels_last, fuse_act ? LMC_FUSE_BIAS_ACT : LMC_FUSE_BIAS, nconfigs,
+                          nusable, err, errlen);
+}
+
 int lmc_conv_graph_check(const lm_conv_desc *d, lmc_prec prec, bool channels_last, int *nconfigs,
                          char *err, size_t errlen)
 {
-  int rc = LM_OK;
   *nconfigs = 0;
-  if (d->act != LM_ACT_NONE) {
-    rc = lmc_conv_graph_configs(d, prec, channels_last, true, nconfigs, NULL, err, errlen);
-    if (rc == LM_OK && *nconfigs > 0) return LM_OK;
+  /* The ladder lmc_conv_new climbs down. */
+  for (int f = d->act != LM_ACT_NONE ? LMC_FUSE_BIAS_ACT : LMC_FUSE_BIAS; f >= LMC_FUSE_CONV; f--) {
+    int rc = graph_configs_at(d, prec, channels_last, (lmc_fusion)f, nconfigs, NULL, err, errlen);
+    if (rc < 0) return rc;
+    if (*nconfigs > 0) return LM_OK;
   }
-  rc = lmc_conv_graph_configs(d, prec, channels_last, false, nconfigs, NULL, err, errlen);
-  if (rc == LM_OK && *nconfigs == 0)
-    return lmc_conv_bad(err, errlen, "cudnn: heuristics (modes A and FALLBACK) gave no engine config for "
-                        "this %s convolution in %s %s", d->transposed ? "transposed" : "forward",
-                        lmc_prec_name(prec), channels_last ? "channels-last" : "channels-first");
-  return rc;
+  return lmc_conv_bad(err, errlen, "cudnn: heuristics (modes A and FALLBACK) gave no engine config for "
+                      "this %s convolution in %s %s", d->transposed ? "transposed" : "forward",
+                      lmc_prec_name(prec), channels_last ? "channels-last" : "channels-first");
 }
 
 /* ---- building plans (on a device) -------------------------------------------- */
@@ -217,18 +228,21 @@ static int plan_finalize(cudnnHandle_t h, cudnnBackendDescriptor_t cfg, cudnnBac
   return 0;
 }
 
+/* The plan on x, w, bias (left out of the variant pack when NULL: a plan
+** without the bias add), y. */
 static int execute(cudnnHandle_t h, cudnnBackendDescriptor_t plan, const void *x, const void *w,
                    const void *bias, void *y, void *ws, char *err, size_t errlen)
 {
-  int64_t uids[4] = {LMC_UID_X, LMC_UID_W, LMC_UID_B, LMC_UID_Y};
-  void *ptrs[4] = {(void *)x, (void *)w, (void *)bias, y};
+  int64_t uids[4] = {LMC_UID_X, LMC_UID_W, LMC_UID_Y, LMC_UID_B};
+  void *ptrs[4] = {(void *)x, (void *)w, y, (void *)bias};
+  int64_t n = bias ? 4 : 3;
   cudnnBackendDescriptor_t vp = NULL;
   const char *step = "variant pack";
   cudnnStatus_t st = cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp);
   if (st == CUDNN_STATUS_SUCCESS)
-    st = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 4, uids);
+    st = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uids);
   if (st == CUDNN_STATUS_SUCCESS)
-    st = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 4, ptrs);
+    st = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs);
   if (st == CUDNN_STATUS_SUCCESS)
     st = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws);
   if (st == CUDNN_STATUS_SUCCESS) st = cudnnBackendFinalize(vp);
@@ -248,10 +262,12 @@ static int autotune_k(void)
   return k < 0 ? 0 : k > 16 ? 16 : k;
 }
 
-/* Median-free timing: mean ms of `reps` runs after one warm-up, on the
-** handle's stream, into scratch buffers; < 0 when a run fails. */
-static float time_plan(cudnnHandle_t h, cudnnBackendDescriptor_t plan, void *const buf[4], void *ws)
+/* Mean ms of `reps` runs after one warm-up, on the handle's stream, into
+** scratch buffers; < 0 when a run fails. */
+static float time_plan(cudnnHandle_t h, cudnnBackendDescriptor_t plan, void *const buf[4], void *ws,
+                       bool with_bias)
 {
+  const void *b = with_bias ? buf[2] : NULL;
   cudaStream_t s = NULL;
   cudnnGetStream(h, &s);
   cudaEvent_t e0, e1;
@@ -263,10 +279,10 @@ static float time_plan(cudnnHandle_t h, cudnnBackendDescriptor_t plan, void *con
   char err[64];
   float ms = -1;
   const int reps = 3;
-  if (execute(h, plan, buf[0], buf[1], buf[2], buf[3], ws, err, sizeof err) == LM_OK &&
+  if (execute(h, plan, buf[0], buf[1], b, buf[3], ws, err, sizeof err) == LM_OK &&
       cudaEventRecord(e0, s) == cudaSuccess) {
     int ok = 1;
-    for (int i = 0; i < reps && ok; i++) ok = execute(h, plan, buf[0], buf[1], buf[2], buf[3], ws, err, sizeof err) == LM_OK;
+    for (int i = 0; i < reps && ok; i++) ok = execute(h, plan, buf[0], buf[1], b, buf[3], ws, err, sizeof err) == LM_OK;
     if (ok && cudaEventRecord(e1, s) == cudaSuccess && cudaEventSynchronize(e1) == cudaSuccess &&
         cudaEventElapsedTime(&ms, e0, e1) == cudaSuccess)
       ms /= reps;
@@ -298,13 +314,17 @@ static int autotune_pick(cudnnHandle_t h, const lmc_conv *c, cudnnBackendDescrip
   for (int i = 0; i < n; i++) wmax = ws[i] > wmax ? ws[i] : wmax;
   void *buf[4] = {0}, *wsp = NULL;
   int best = 0, ok = 1;
+  cudaStream_t s = NULL;
+  cudnnGetStream(h, &s);
+  /* Zeroed on the stream the plans run on (which may not synchronise with
+   * the legacy default stream). */
   for (int i = 0; i < 4 && ok; i++)
-    ok = cudaMalloc(&buf[i], bytes[i]) == cudaSuccess && cudaMemset(buf[i], 0, bytes[i]) == cudaSuccess;
+    ok = cudaMalloc(&buf[i], bytes[i]) == cudaSuccess && cudaMemsetAsync(buf[i], 0, bytes[i], s) == cudaSuccess;
   if (ok && wmax > 0) ok = cudaMalloc(&wsp, (size_t)wmax) == cudaSuccess;
   if (ok) {
     float best_ms = -1;
     for (int i = 0; i < n; i++) {
-      float ms = time_plan(h, plans[i], buf, wsp);
+      float ms = time_plan(h, plans[i], buf, wsp, c->fusion != LMC_FUSE_CONV);
       if (ms >= 0 && (best_ms < 0 || ms < best_ms)) {
         best_ms = ms;
         best = i;
@@ -319,11 +339,12 @@ static int autotune_pick(cudnnHandle_t h, const lmc_conv *c, cudnnBackendDescrip
 
 /* Graph at one fusion level -> c->plan.  LM_OK; LM_EUNSUPPORTED when no
 ** config finalizes (err says why); other errors as they come. */
-static int build_level(cudnnHandle_t h, lmc_conv *c, bool fuse_act, char *err, size_t errlen)
+static int build_level(cudnnHandle_t h, lmc_conv *c, lmc_fusion fuse, char *err, size_t errlen)
 {
   cudnnBackendDescriptor_t graph, *cfgs = NULL;
   int n = 0, raw = 0;
-  int rc = lmc_graph_build(h, &c->key.d, &c->geo, c->key.prec, fuse_act, &c->bag, &graph, err, errlen);
+  c->fusion = fuse;   /* autotune_pick reads it */
+  int rc = lmc_graph_build(h, &c->key.d, &c->geo, c->key.prec, fuse, &c->bag, &graph, err, errlen);
   if (rc < 0) return rc;
   if ((rc = lmc_heuristics(graph, c->key.prec, &cfgs, &n, &raw, err, errlen)) < 0) {
     lmc_bag_free(&c->bag);
@@ -361,8 +382,30 @@ static int build_level(cudnnHandle_t h, lmc_conv *c, bool fuse_act, char *err, s
   lmc_cfgs_free(cfgs, n);
   c->plan = plans[best];
   c->workspace = ws[best];
-  c->fused = fuse_act ? c->key.d.act : LM_ACT_NONE;
+  c->fused = fuse == LMC_FUSE_BIAS_ACT ? c->key.d.act : LM_ACT_NONE;
   return LM_OK;
+}
+
+/* cudnnAddTensor's descriptors for y += bias (LMC_FUSE_CONV plans). */
+static int legacy_bias_descs(lmc_conv *c, char *err, size_t errlen)
+{
+  const lmc_geom *g = &c->geo;
+  int yd[5], ys[5], bd[5], bs[5];
+  for (int i = 0; i < g->nd; i++) {
+    if (g->y[i] > INT_MAX || g->ys[i] > INT_MAX)
+      return lmc_conv_bad(err, errlen, "cudnn: output too large for cudnnAddTensor's int dims");
+    yd[i] = (int)g->y[i];
+    ys[i] = (int)g->ys[i];
+    bd[i] = (int)g->b[i];
+    bs[i] = (int)g->bs[i];
+  }
+  cudnnDataType_t dt = c->key.prec == LMC_PREC_F16    ? CUDNN_DATA_HALF
+                       : c->key.prec == LMC_PREC_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+  cudnnStatus_t st = cudnnCreateTensorDescriptor(&c->bias_td);
+  if (st == CUDNN_STATUS_SUCCESS) st = cudnnCreateTensorDescriptor(&c->y_td);
+  if (st == CUDNN_STATUS_SUCCESS) st = cudnnSetTensorNdDescriptor(c->bias_td, dt, g->nd, bd, bs);
+  if (st == CUDNN_STATUS_SUCCESS) st = cudnnSetTensorNdDescriptor(c->y_td, dt, g->nd, yd, ys);
+  return st == CUDNN_STATUS_SUCCESS ? LM_OK : lmc_cudnn_fail(err, errlen, "bias tensor descriptors", st);
 }
 
 int lmc_conv_new(cudnnHandle_t h, const lm_conv_desc *d, lmc_prec prec, bool channels_last,
@@ -392,23 +435,24 @@ int lmc_conv_new(cudnnHandle_t h, const lm_conv_desc *d, lmc_prec prec, bool cha
     c->key = k;
     c->refs = 1;
     rc = lmc_geom_of(&k.d, channels_last, &c->geo, err, errlen);
-    if (rc == LM_OK && d->act != LM_ACT_NONE) {
-      char ferr[512] = "";
-      rc = build_level(h, c, true, ferr, sizeof ferr);
-      /* The fused graph has no engine here: conv + bias alone, the caller
-       * applies the activation.  Both failing: both reasons. */
-      if (rc < 0 && rc != LM_ENOMEM) {
-        rc = build_level(h, c, false, err, errlen);
-        if (rc < 0) {
-          size_t len = strlen(err);
-          if (len + 1 < errlen) snprintf(err + len, errlen - len, "; with the activation fused: %s", ferr);
-        }
-      } else if (rc < 0) {
-        snprintf(err, errlen, "%s", ferr);
+    /* Down the ladder: everything fused; conv + bias (the caller applies
+     * the activation); the conv alone with the bias added by cudnnAddTensor.
+     * Each level's reason is kept for the error when none builds. */
+    char why[3][400] = {"", "", ""};
+    int top = d->act != LM_ACT_NONE ? LMC_FUSE_BIAS_ACT : LMC_FUSE_BIAS;
+    for (int f = top; rc == LM_OK && f >= LMC_FUSE_CONV; f--) {
+      int lrc = build_level(h, c, (lmc_fusion)f, why[f], sizeof why[f]);
+      if (lrc == LM_OK) break;
+      if (lrc == LM_ENOMEM || f == LMC_FUSE_CONV) {
+        rc = lrc;
+        snprintf(err, errlen, "%s%s%s%s%s", why[LMC_FUSE_CONV],
+                 why[LMC_FUSE_BIAS][0] ? "; with the bias fused: " : "", why[LMC_FUSE_BIAS],
+                 why[LMC_FUSE_BIAS_ACT][0] ? "; with bias and activation fused: " : "",
+                 why[LMC_FUSE_BIAS_ACT]);
+        if (lrc == LM_ENOMEM) snprintf(err, errlen, "%s", why[f]);
       }
-    } else if (rc == LM_OK) {
-      rc = build_level(h, c, false, err, errlen);
     }
+    if (rc == LM_OK && c->fusion == LMC_FUSE_CONV) rc = legacy_bias_descs(c, err, errlen);
   }
   if (rc < 0) {
     if (c) conv_destroy(c);
@@ -442,13 +486,34 @@ void lmc_conv_free(lmc_conv *c)
 
 size_t lmc_conv_workspace_size(const lmc_conv *c) { return (size_t)c->workspace; }
 
+void lmc_conv_describe(const lmc_conv *c, char *buf, size_t len)
+{
+  int64_t engine = -1, n = 0;
+  cudnnBackendDescriptor_t eng = NULL;
+  if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &eng) == CUDNN_STATUS_SUCCESS) {
+    if (cudnnBackendGetAttribute(c->cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n,
+                                 &eng) == CUDNN_STATUS_SUCCESS && n == 1)
+      cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n, &engine);
+    cudnnBackendDestroyDescriptor(eng);
+  }
+  static const char *const fusion[] = {"conv, bias by cudnnAddTensor", "conv + bias", "conv + bias + act"};
+  snprintf(buf, len, "engine %lld, %s%s, workspace %lld B", (long long)engine, fusion[c->fusion],
+           c->fusion != LMC_FUSE_BIAS_ACT && c->key.d.act != LM_ACT_NONE ? " (act by the caller)" : "",
+           (long long)c->workspace);
+}
+
 int lmc_conv_run(lmc_conv *c, cudnnHandle_t h, const void *x, const void *w, const void *bias, void *y,
                  void *workspace, char *err, size_t errlen)
 {
   if (c->workspace > 0 && !workspace)
     return lmc_conv_bad(err, errlen, "cudnn: the plan needs a workspace of %lld bytes",
                         (long long)c->workspace);
-  return execute(h, c->plan, x, w, bias, y, workspace, err, errlen);
+  if (c->fusion != LMC_FUSE_CONV) return execute(h, c->plan, x, w, bias, y, workspace, err, errlen);
+  int rc = execute(h, c->plan, x, w, NULL, y, workspace, err, errlen);
+  if (rc < 0) return rc;
+  const float one = 1.0f;   /* float scalars: the data is float, half or bfloat16 */
+  cudnnStatus_t st = cudnnAddTensor(h, &one, c->bias_td, bias, &one, c->y_td, y);
+  return st == CUDNN_STATUS_SUCCESS ? LM_OK : lmc_cudnn_fail(err, errlen, "cudnnAddTensor (bias)", st);
 }
 
 /* ---- weights ---------------------------------------------------------------- */

@@ -66,11 +66,16 @@ int lmc_conv_graph_configs(const lm_conv_desc *d, lmc_prec prec, bool channels_l
 /* Full build on a device: graph, heuristics, the first config whose execution
 ** plan finalizes, workspace size.  With LUMEN_CUDNN_AUTOTUNE=k in the
 ** environment the first k plans that finalize are timed and the fastest is
-** kept.  *fused_act is the activation the plan applies (LM_ACT_NONE when the
-** caller must apply d->act). */
+** kept.  Fusion ladder: conv + bias + act; else conv + bias (*fused_act =
+** LM_ACT_NONE: the caller applies d->act); else the conv alone, and
+** lmc_conv_run adds the bias with cudnnAddTensor (legacy, deprecated in 9.x
+** but the one way to keep the contract when no fused graph has an engine).
+** The error of a failed build gives each level's reason. */
 int lmc_conv_new(cudnnHandle_t h, const lm_conv_desc *d, lmc_prec prec, bool channels_last,
                  lmc_conv **out, lm_act *fused_act, char *err, size_t errlen);
 size_t lmc_conv_workspace_size(const lmc_conv *c);
+/* "engine 9, conv + bias + act, workspace 0 B": what the plan runs (logs, GPU test). */
+void lmc_conv_describe(const lmc_conv *c, char *buf, size_t len);
 /* Weights in the layout/precision of the plan (see the top of this file),
 ** from ONNX's float32 layout; bias float32 [cout] (NULL: zeros) -> prec.
 ** Host buffers malloc'd by the call (free() them); sizes in bytes. */

@@ -245,22 +245,23 @@ static cudnnPointwiseMode_t act_mode(lm_act a)
 }
 
 int lmc_graph_build(cudnnHandle_t h, const lm_conv_desc *d, const lmc_geom *g, lmc_prec prec,
-                    bool fuse_act, lmc_bag *bag, cudnnBackendDescriptor_t *graph, char *err,
+                    lmc_fusion fuse, lmc_bag *bag, cudnnBackendDescriptor_t *graph, char *err,
                     size_t errlen)
 {
   gb b = {.bag = bag, .err = err, .errlen = errlen, .rc = LM_OK};
   cudnnDataType_t dt = data_type(prec), f32 = CUDNN_DATA_FLOAT;
-  bool act = fuse_act && d->act != LM_ACT_NONE;
+  bool act = fuse == LMC_FUSE_BIAS_ACT && d->act != LM_ACT_NONE, has_bias = fuse != LMC_FUSE_CONV;
   *graph = NULL;
 
   cudnnBackendDescriptor_t x = gb_tensor(&b, "tensor X", LMC_UID_X, dt, g->nd, g->x, g->xs, false);
   cudnnBackendDescriptor_t w = gb_tensor(&b, "tensor W", LMC_UID_W, dt, g->nd, g->w, g->ws, false);
-  cudnnBackendDescriptor_t bias = gb_tensor(&b, "tensor bias", LMC_UID_B, dt, g->nd, g->b, g->bs, false);
+  cudnnBackendDescriptor_t bias =
+      has_bias ? gb_tensor(&b, "tensor bias", LMC_UID_B, dt, g->nd, g->b, g->bs, false) : NULL;
   cudnnBackendDescriptor_t y = gb_tensor(&b, "tensor Y", LMC_UID_Y, dt, g->nd, g->y, g->ys, false);
-  /* float32 virtual intermediates: conv out, and bias-add out when an
-   * activation follows. */
-  cudnnBackendDescriptor_t cv = gb_tensor(&b, "tensor conv out (virtual)", LMC_UID_CONV_OUT, f32, g->nd,
-                                          g->y, g->ys, true);
+  /* float32 virtual intermediates: conv out (unless the conv writes Y), and
+   * bias-add out when an activation follows. */
+  cudnnBackendDescriptor_t cv = has_bias ? gb_tensor(&b, "tensor conv out (virtual)", LMC_UID_CONV_OUT, f32,
+                                                     g->nd, g->y, g->ys, true) : y;
   cudnnBackendDescriptor_t av = act ? gb_tensor(&b, "tensor bias out (virtual)", LMC_UID_ADD_OUT, f32,
                                                 g->nd, g->y, g->ys, true) : NULL;
 
@@ -305,7 +306,7 @@ int lmc_graph_build(cudnnHandle_t h, const lm_conv_desc *d, const lmc_geom *g, l
   cudnnBackendDescriptor_t ops[3];
   int nops = 0;
   ops[nops++] = cop;
-  ops[nops++] = gb_pointwise(&b, "bias add op", CUDNN_POINTWISE_ADD, d, cv, bias, act ? av : y);
+  if (has_bias) ops[nops++] = gb_pointwise(&b, "bias add op", CUDNN_POINTWISE_ADD, d, cv, bias, act ? av : y);
   if (act) ops[nops++] = gb_pointwise(&b, "activation op", act_mode(d->act), d, av, NULL, y);
 
   const char *st = "operation graph";

@@ -29,10 +29,17 @@ void lmc_bag_free(lmc_bag *b);
 /* Checks d (the rules of lm_conv_new's) and fills g.  LM_OK or an error in err. */
 int lmc_geom_of(const lm_conv_desc *d, bool channels_last, lmc_geom *g, char *err, size_t errlen);
 
-/* The finalized operation graph of conv + bias add (+ activation when
-** fuse_act and d->act != NONE), descriptors in bag (graph = the op graph). */
+/* What the graph fuses after the convolution, from most to least. */
+typedef enum lmc_fusion {
+  LMC_FUSE_CONV = 0,       /* the conv alone, Y its output (bias added by cudnnAddTensor) */
+  LMC_FUSE_BIAS = 1,       /* conv + bias add */
+  LMC_FUSE_BIAS_ACT = 2    /* conv + bias add + d->act (= BIAS when d->act is NONE) */
+} lmc_fusion;
+
+/* The finalized operation graph at that fusion level, descriptors in bag
+** (graph = the op graph). */
 int lmc_graph_build(cudnnHandle_t h, const lm_conv_desc *d, const lmc_geom *g, lmc_prec prec,
-                    bool fuse_act, lmc_bag *bag, cudnnBackendDescriptor_t *graph, char *err,
+                    lmc_fusion fuse, lmc_bag *bag, cudnnBackendDescriptor_t *graph, char *err,
                     size_t errlen);
 
 /* Engine configs of graph from heuristics mode A then FALLBACK (A's first):
