@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model_internal.h"
 #include "sliding_window.h"
 
 /* ---- options ---------------------------------------------------------- */
@@ -229,16 +230,18 @@ int sw_prepare(lm_op_ctx *ctx, sw_setup *s)
                         "has outputs 0..%d", (long long)k,
                         lm_model_name(s->model), nout - 1);
   s->output = (int)k;
-  /* The value is checked here for both devices; the CPU runs the network
-   * as LoadModel prepared it, so only float16 is refused there. */
+  /* Checked here for both devices (the CUDA kernel maps the value itself).
+   * On the CPU, as Infer: 'auto' is the model's precision, bfloat16 the
+   * bf16 convolutions where the CPU has them; float16 runs on CUDA only. */
   static const char *const precisions[] = {"auto", "float32", "float16",
                                            "bfloat16", NULL};
   int prec;
   if ((st = pick(ctx, "precision", "auto", precisions, &prec)) < 0) return st;
   if (prec == 2 && lm_tensor_device(x).type == LM_DEVICE_CPU)
-    return lm_ctx_error(ctx, LM_EUNSUPPORTED, "option 'precision' is "
-                        "'float16'; float16 inference runs on CUDA only "
-                        "(move img with ToDevice first)");
+    return lm_ctx_error(ctx, LM_EUNSUPPORTED, "option 'precision': float16 "
+                        "runs on CUDA only (img is on the CPU); use float32 or "
+                        "bfloat16, or move img to cuda");
+  s->bf16 = prec == 0 ? s->model->bf16 : prec == 3;
   return read_mirror(ctx, s);
 }
 
@@ -377,7 +380,8 @@ static int run_network(lm_op_ctx *ctx, sw_run *r, int64_t first, int64_t nb,
   }
   /* outputs 0..k of the network; keep output k */
   lm_tensor *outs[LM_MAX_OUTPUTS] = {0};
-  st = lm_model_run(s->model, ctx, &in, 1, outs, s->output + 1);
+  st = lm_model_run_prec(s->model, ctx, &in, 1, outs, s->output + 1,
+                         s->bf16);
   lm_tensor_release(view);
   for (int i = 0; i < s->output; i++) lm_tensor_release(outs[i]);
   *pred = outs[s->output];
@@ -560,11 +564,17 @@ static const lm_arg_desc sw_args[] = {
   {"slice_axis", LM_ARG_INT, "2",
    "for a 2-D network on a 3-D image: the axis stepped over slice by slice "
    "(windows over the other two)"},
-  {"precision", LM_ARG_STRING, "nil",
-   "on CUDA: 'float32', 'float16', 'bfloat16' (activations stored so, "
-   "float32 accumulation) or 'auto' (the package's precision, else "
-   "float16; the default); on the CPU the network runs in LoadModel's "
-   "precision and 'float16' is an error"},
+  {"precision", LM_ARG_STRING, "'auto'",
+   "'auto', 'float32', 'float16' or 'bfloat16', as Infer's: activations "
+   "and convolutions in that type, float32 accumulation and logits; 'auto' "
+   "is the model's precision if it sets one, else float32 on the CPU and "
+   "float16 on CUDA; on the CPU float16 is an error"},
+  {"channels_last", LM_ARG_BOOL, "false",
+   "CUDA: the network's activations channels-last between layers (cuDNN's "
+   "fast layout for float16/bfloat16), as Infer's option"},
+  {"cuda_graph", LM_ARG_BOOL, "true",
+   "CUDA: capture the network's launches for one batch once as a CUDA "
+   "graph and replay it for every batch of windows"},
 };
 
 const lm_op_desc lm_op_sliding_window_infer = {

@@ -33,6 +33,7 @@ typedef struct sw_setup {
   bool zyx;                /* the network sees the spatial axes reversed */
   unsigned mirror;         /* bit d: flip image axis d (nnU-Net TTA) */
   int output;              /* which network output is blended */
+  bool bf16;               /* CPU: bf16 convolutions (option 'precision') */
   int model_ndim;          /* 2 + spatial dims the network sees */
   /* image axis d is the network's axis model_axis[d] (-1: slice axis) */
   int model_axis[SW_MAX_SP];

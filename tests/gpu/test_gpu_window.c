@@ -123,6 +123,7 @@ typedef struct sw_case {
   int nroi;
   double overlap;
   const char *mode, *rule, *padding, *precision;
+  bool channels_last;
   double cval;
   int batch;
   int nmirror;
@@ -149,6 +150,7 @@ static lm_tensor *run_sw(lm_model *m, lm_tensor *x, const sw_case *k, int64_t *w
    * float16, so float32 is asked for unless the case says otherwise. */
   bool gpu = lm_tensor_device(x).type == LM_DEVICE_CUDA;
   if (gpu) lm_params_set_string(p, "precision", k->precision ? k->precision : "float32");
+  if (gpu && k->channels_last) lm_params_set_bool(p, "channels_last", true);
   lm_tensor *out = NULL;
   int nout = 1;
   int st = lm_call(E, "SlidingWindowInfer", &x, 1, p, &out, &nout, &res);
@@ -329,6 +331,11 @@ static void window_half(void)
   k.what = "bfloat16 gaussian batch 3";
   k.precision = "bfloat16";
   check_case(m, x, xd, &k, 2e-2, 0.02);
+  k.what = "float16 channels-last batch 4";
+  k.precision = "float16";
+  k.channels_last = true;
+  k.batch = 4;
+  check_case(m, x, xd, &k, 5e-3, 0.01);
 done:
   lm_tensor_release(xd);
   lm_tensor_release(x);
@@ -352,7 +359,13 @@ static void window_errors(void)
   lm_tensor *out = NULL;
   int nout = 1;
   CHECK(lm_call(E, "SlidingWindowInfer", &xd, 1, p, &out, &nout, NULL) < 0);
-  CHECK_CONTAINS(lm_errmsg(E), "precision");
+  CHECK_CONTAINS(lm_errmsg(E), "option 'precision' is 'float8'");
+  lm_tensor_release(out);
+  out = NULL;
+  /* float16 is a CUDA precision: on the CPU an error naming the option */
+  lm_params_set_string(p, "precision", "float16");
+  CHECK(lm_call(E, "SlidingWindowInfer", &x, 1, p, &out, &nout, NULL) < 0);
+  CHECK_CONTAINS(lm_errmsg(E), "option 'precision': float16 runs on CUDA only");
   lm_tensor_release(out);
   lm_params_free(p);
 done:

@@ -34,6 +34,7 @@ extern "C" int lmc_scale_by_resolution(lm_op_ctx *ctx);
 extern "C" int lmc_restore_original_shape(lm_op_ctx *ctx);
 extern "C" int lmc_keep_largest_cc(lm_op_ctx *ctx);
 extern "C" int lmc_infer(lm_op_ctx *ctx);
+extern "C" int lmc_sliding_window_infer(lm_op_ctx *ctx);
 
 /* The device's compute stream (cuda_util.h).  Streams are per device, not
  * per thread: frees come from any thread and are queued on the stream that
@@ -143,6 +144,7 @@ static int plugin_register(lm_engine *e)
   if (st >= 0)
     st = lm_op_set_cuda_kernel(e, "KeepLargestConnectedComponent", lmc_keep_largest_cc);
   if (st >= 0) st = lm_op_set_cuda_kernel(e, "Infer", lmc_infer);
+  if (st >= 0) st = lm_op_set_cuda_kernel(e, "SlidingWindowInfer", lmc_sliding_window_infer);
   return st;
 }
 

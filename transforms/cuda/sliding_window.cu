@@ -314,10 +314,10 @@ static int get_plan(lm_op_ctx *ctx, sw_gpu *r)
   memset(&o, 0, sizeof o);
   int st = lmc_precision_option(ctx, lm_arg_string(ctx, "precision"), s->model, &o.prec);
   if (st < 0) return st;
-  /* float32 is the checking mode (the layout the CPU uses); the half
-   * precisions take cuDNN's tensor-core path, which wants channels last. */
-  o.channels_last = o.prec != LMC_PREC_F32;
-  o.cuda_graph = true;
+  o.channels_last = lm_arg_bool(ctx, "channels_last");
+  /* One capture serves every batch of windows: the plan's buffers are its
+   * own (fixed addresses). */
+  o.cuda_graph = lm_arg_bool(ctx, "cuda_graph");
   int nd = s->model_ndim;
   const int64_t *shapes[1] = {shape};
   char err[512] = "";
