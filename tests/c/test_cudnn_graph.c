@@ -178,6 +178,54 @@ static void test_conv_only_graphs(void)
     }
 }
 
+/* Weights as the plan's W descriptor says: ONNX order in channels-first,
+** the second dim innermost in channels-last, in the precision; a missing
+** bias is zeros.  A grouped ConvTranspose [cin, cout/g, k...] checks the
+** dgrad mapping (K = cin). */
+static void test_pack_weights(void)
+{
+  char err[256] = "";
+  lmc_geom g;
+  /* ConvTranspose 4 -> 6, group 2, k 2x3 (2-D): W [4, 3, 2, 3] */
+  lm_conv_desc d = cc_make(2, 1, 4, 6, 2, 5, 2, 2, 1, 0, true, 0, LM_ACT_NONE, 0, 0);
+  d.k[1] = 3;
+  d.out[1] = 2 * (5 - 1) + 3;
+  float w[72], bias[6] = {0.5f, -1, 2, 3, 4, 1.0009765625f};
+  for (int i = 0; i < 72; i++) w[i] = (float)i;
+  CHECK_INT(lmc_geom_of(&d, true, &g, err, sizeof err), LM_OK);
+  CHECK_INT(g.w[0], 4);
+  CHECK_INT(g.w[1], 3);
+  void *wp = NULL, *bp = NULL;
+  size_t wb = 0, bb = 0;
+  CHECK_INT(lmc_pack_weights(&g, LMC_PREC_F32, true, w, bias, &wp, &wb, &bp, &bb, err, sizeof err), LM_OK);
+  CHECK_INT(wb, 72 * 4);
+  CHECK_INT(bb, 6 * 4);
+  const float *pw = wp;
+  /* channels-last index (o, kh, kw, i) holds ONNX (o, i, kh, kw) */
+  for (int o = 0; o < 4; o++)
+    for (int i = 0; i < 3; i++)
+      for (int s = 0; s < 6; s++) CHECK(pw[(o * 6 + s) * 3 + i] == w[(o * 3 + i) * 6 + s]);
+  CHECK(((const float *)bp)[5] == bias[5]);
+  free(wp);
+  free(bp);
+  CHECK_INT(lmc_pack_weights(&g, LMC_PREC_F16, false, w, NULL, &wp, &wb, &bp, &bb, err, sizeof err), LM_OK);
+  CHECK_INT(wb, 72 * 2);
+  CHECK_INT(bb, 6 * 2);
+  float back[72], bback[6];
+  lmc_prec_to_f32(LMC_PREC_F16, wp, back, 72);
+  lmc_prec_to_f32(LMC_PREC_F16, bp, bback, 6);
+  for (int i = 0; i < 72; i++) CHECK(back[i] == w[i]);
+  for (int i = 0; i < 6; i++) CHECK(bback[i] == 0);
+  free(wp);
+  free(bp);
+  CHECK_INT(lmc_pack_weights(&g, LMC_PREC_BF16, false, w, bias, &wp, &wb, &bp, &bb, err, sizeof err), LM_OK);
+  lmc_prec_to_f32(LMC_PREC_BF16, bp, bback, 6);
+  CHECK(bback[5] == 1.0f);   /* 1 + 2^-10 rounds to 1 in bfloat16 */
+  CHECK(bback[1] == -1.0f);
+  free(wp);
+  free(bp);
+}
+
 /* The host conversions round to nearest even as the GPU's do. */
 static void test_precision_conversions(void)
 {
@@ -221,6 +269,7 @@ int main(void)
   RUN(test_precision_conversions);
   RUN(test_bad_descriptors);
   RUN(test_cudnn_checks_geometry);
+  RUN(test_pack_weights);
   RUN(test_conv_only_graphs);
   RUN(test_fusion_levels);
   RUN(test_families);

@@ -518,14 +518,12 @@ int lmc_conv_run(lmc_conv *c, cudnnHandle_t h, const void *x, const void *w, con
 
 /* ---- weights ---------------------------------------------------------------- */
 
-int lmc_conv_pack_weights(const lmc_conv *c, const float *w, const float *bias, void **w_out,
-                          size_t *w_bytes, void **b_out, size_t *b_bytes, char *err, size_t errlen)
+int lmc_pack_weights(const lmc_geom *g, lmc_prec prec, bool channels_last, const float *w, const float *bias,
+                     void **w_out, size_t *w_bytes, void **b_out, size_t *b_bytes, char *err, size_t errlen)
 {
-  const lmc_geom *g = &c->geo;
-  lmc_prec prec = c->key.prec;
   size_t es = lmc_prec_size(prec);
   int64_t K = g->w[0], C = g->w[1], kvol = prod(g->w + 2, g->nd - 2), n = K * C * kvol;
-  int64_t cout = c->key.d.cout;
+  int64_t cout = g->y[1];
   *w_out = *b_out = NULL;
   float *tmp = malloc((size_t)(n > cout ? n : cout) * sizeof *tmp);
   void *wo = malloc((size_t)n * es), *bo = malloc((size_t)cout * es);
@@ -536,7 +534,7 @@ int lmc_conv_pack_weights(const lmc_conv *c, const float *w, const float *bias, 
     lmc_conv_bad(err, errlen, "cudnn: out of memory packing %lld weights", (long long)n);
     return LM_ENOMEM;
   }
-  if (!c->key.channels_last) {
+  if (!channels_last) {
     memcpy(tmp, w, (size_t)n * sizeof *tmp);
   } else {
     /* [K, C, k...] -> [K, k..., C] */
@@ -556,4 +554,11 @@ int lmc_conv_pack_weights(const lmc_conv *c, const float *w, const float *bias, 
   *b_out = bo;
   *b_bytes = (size_t)cout * es;
   return LM_OK;
+}
+
+int lmc_conv_pack_weights(const lmc_conv *c, const float *w, const float *bias, void **w_out,
+                          size_t *w_bytes, void **b_out, size_t *b_bytes, char *err, size_t errlen)
+{
+  return lmc_pack_weights(&c->geo, c->key.prec, c->key.channels_last, w, bias, w_out, w_bytes, b_out, b_bytes,
+                          err, errlen);
 }

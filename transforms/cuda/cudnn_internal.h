@@ -52,6 +52,11 @@ int lmc_heuristics(cudnnBackendDescriptor_t graph, lmc_prec prec, cudnnBackendDe
                    int *ncfgs, int *nraw, char *err, size_t errlen);
 void lmc_cfgs_free(cudnnBackendDescriptor_t *cfgs, int n);
 
+/* lmc_conv_pack_weights on a geometry (so that tests can check the layout
+** without a GPU). */
+int lmc_pack_weights(const lmc_geom *g, lmc_prec prec, bool channels_last, const float *w, const float *bias,
+                     void **w_out, size_t *w_bytes, void **b_out, size_t *b_bytes, char *err, size_t errlen);
+
 /* err = "cudnn: <step>: <status string> (<cuDNN's last error>)"; returns LM_ECUDA
 ** style negative status. */
 int lmc_cudnn_fail(char *err, size_t errlen, const char *step, cudnnStatus_t st);
