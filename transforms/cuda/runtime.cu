@@ -179,6 +179,41 @@ cudaStream_t lmc_rt_compute(int device)
   return devices[device].compute;
 }
 
+/* When the plugin is unloaded (the last engine using it went away) or the
+ * process ends: free what the device table holds.  The tables live in this
+ * library's data, so anything left would be lost once it is unmapped (and
+ * reported by valgrind and LeakSanitizer).  Storages are gone by then: an
+ * engine unloads the plugin only after its last tensor.  At process exit the
+ * CUDA runtime may already be shut down; its calls then fail harmlessly. */
+__attribute__((destructor)) static void devices_fini(void)
+{
+  for (int i = 0; i < LMC_MAX_DEVICES; i++) {
+    lmc_device *d = &devices[i];
+    while (d->free_events) {
+      lmc_event *ev = d->free_events;
+      d->free_events = ev->next;
+#ifndef LMC_EMULATE
+      cudaEventDestroy(ev->ev);
+#endif
+      free(ev);
+    }
+    for (int k = 0; k < 2; k++) {
+#ifdef LMC_EMULATE
+      free(d->buf[k]);
+#else
+      if (d->buf[k]) cudaFreeHost(d->buf[k]);
+      if (d->buf_done[k]) cudaEventDestroy(d->buf_done[k]);
+#endif
+      d->buf[k] = NULL;
+    }
+#ifndef LMC_EMULATE
+    if (d->copy) cudaStreamDestroy(d->copy);
+    if (d->compute) cudaStreamDestroy(d->compute);
+    cudaGetLastError();
+#endif
+  }
+}
+
 /* ---- memory ------------------------------------------------------------- */
 
 void *lmc_rt_alloc(int device, cudaStream_t s, size_t n, char *err, size_t errlen)
