@@ -5,21 +5,12 @@
 #include <string.h>
 
 #include "crop_box.h"
+#include "crop_foreground.h"
 #include "crop_mask.h"
 #include "fill_holes.h"
 #include "xf_util.h"
 
-typedef struct cf_opts {
-  bool nnunet;
-  int nsp, conn;
-  int64_t margin[3], k[3];
-  bool allow_smaller;
-  double thr;
-  xf_pad_mode mode;
-  double value;
-} cf_opts;
-
-static int cf_prepare(lm_op_ctx *ctx, cf_opts *o)
+int xf_cf_prepare(lm_op_ctx *ctx, xf_cf_opts *o)
 {
   lm_tensor *img = lm_ctx_input(ctx, 0);
   memset(o, 0, sizeof *o);
@@ -63,36 +54,77 @@ static int cf_prepare(lm_op_ctx *ctx, cf_opts *o)
 
 static int cf_check(lm_op_ctx *ctx)
 {
-  cf_opts o;
-  return cf_prepare(ctx, &o);
+  xf_cf_opts o;
+  return xf_cf_prepare(ctx, &o);
+}
+
+int xf_cf_seg_new(lm_op_ctx *ctx, const xf_cf_opts *o, lm_tensor *img,
+                  lm_tensor *lab, lm_tensor *crop, const int64_t *size,
+                  const int64_t *lo, lm_device dev, lm_tensor **outp)
+{
+  lm_tensor *out = NULL;
+  int nd = lab ? lm_tensor_ndim(lab) : o->nsp + 1, st;
+  int64_t shape[LM_MAX_DIMS];
+  if (crop) {
+    memcpy(shape, lm_tensor_shape(crop), sizeof(int64_t) * (size_t)nd);
+  } else {
+    shape[0] = 1;
+    memcpy(shape + 1, size, sizeof(int64_t) * (size_t)o->nsp);
+  }
+  lm_dtype dt = lab ? lm_tensor_dtype(lab) : LM_I16;
+  if (dt == LM_U8 || dt == LM_U16 || dt == LM_U32) dt = LM_I16;
+  if (crop) st = lm_tensor_new_like(crop, dt, dev, &out);
+  else st = lm_tensor_new(lm_ctx_engine(ctx), dt, nd, shape, dev, &out);
+  if (st < 0) return st;
+  if (!crop) {
+    /* Geometry of the image's crop, with a channel axis of its own. */
+    double aff[16];
+    char lay[LM_MAX_DIMS + 2] = "C";
+    xf_box_affine(lm_tensor_affine(img), o->nsp, lo, aff);
+    lm_tensor_set_affine(out, aff);
+    const char *il = lm_tensor_layout(img);
+    size_t len = strlen(il);
+    if (len >= (size_t)o->nsp) {
+      memcpy(lay + 1, il + len - (size_t)o->nsp, (size_t)o->nsp);
+      lay[o->nsp + 1] = 0;
+      lm_tensor_set_layout(out, lay);
+    }
+    lm_tensor_trace_copy(out, img);
+  }
+  *outp = out;
+  return LM_OK;
+}
+
+int xf_cf_seg_trace(const xf_cf_opts *o, lm_tensor *out, lm_tensor *img,
+                    lm_tensor *lab, const int64_t *lo, const int64_t *size)
+{
+  int64_t end[3];
+  for (int d = 0; d < o->nsp; d++) end[d] = lo[d] + size[d];
+  return xf_trace_push_box(out, "CropForeground", lab ? lab : img, o->nsp, lo,
+                           end, "rule=nnunet");
 }
 
 /* nnU-Net's segmentation: the label cropped to the box with -1 where it is
  * 0 outside the filled nonzero mask, or where(mask, 0, -1) without a
  * label; int16 unless the label already has a signed type. */
-static int nnunet_seg(lm_op_ctx *ctx, const cf_opts *o, lm_tensor *img,
+static int nnunet_seg(lm_op_ctx *ctx, const xf_cf_opts *o, lm_tensor *img,
                       lm_tensor *lab, const uint8_t *mask, const int64_t *n,
                       const int64_t *lo, const int64_t *size)
 {
   lm_engine *e = lm_ctx_engine(ctx);
   lm_tensor *crop = NULL, *dense = NULL, *out = NULL;
   int st;
-  lm_tensor *geom = lab ? lab : img;
-  int nd = lab ? lm_tensor_ndim(lab) : o->nsp + 1;
-  int64_t shape[LM_MAX_DIMS];
-  if (lab) {
-    if ((st = xf_crop_box(ctx, lab, o->nsp, lo, size, XF_PAD_CONSTANT, 0,
-                          &crop)) < 0)
-      return st;
-    memcpy(shape, lm_tensor_shape(crop), sizeof(int64_t) * (size_t)nd);
-  } else {
-    shape[0] = 1;
-    memcpy(shape + 1, size, sizeof(int64_t) * (size_t)o->nsp);
-  }
+  if (lab && (st = xf_crop_box(ctx, lab, o->nsp, lo, size, XF_PAD_CONSTANT, 0,
+                               &crop)) < 0)
+    return st;
+  if ((st = xf_cf_seg_new(ctx, o, img, lab, crop, size, lo, LM_CPU, &out)) < 0)
+    goto fail;
+  int nd = lm_tensor_ndim(out);
   int64_t vox = 1, nch = 1;
   for (int d = 0; d < o->nsp; d++) vox *= size[d];
-  for (int d = 0; d < nd - o->nsp; d++) nch *= shape[d];
-  if ((st = lm_tensor_zeros(e, LM_I32, nd, shape, LM_CPU, &dense)) < 0 ||
+  for (int d = 0; d < nd - o->nsp; d++) nch *= lm_tensor_shape(out)[d];
+  if ((st = lm_tensor_zeros(e, LM_I32, nd, lm_tensor_shape(out), LM_CPU,
+                            &dense)) < 0 ||
       (crop && (st = lm_tensor_copy(dense, crop)) < 0))
     goto fail;
   int32_t *v = lm_tensor_data(dense);
@@ -108,30 +140,8 @@ static int nnunet_seg(lm_op_ctx *ctx, const cf_opts *o, lm_tensor *img,
       idx[d] = 0;
     }
   }
-  lm_dtype dt = lab ? lm_tensor_dtype(lab) : LM_I16;
-  if (dt == LM_U8 || dt == LM_U16 || dt == LM_U32) dt = LM_I16;
-  if (crop) st = lm_tensor_new_like(crop, dt, LM_CPU, &out);
-  else st = lm_tensor_new(e, dt, nd, shape, LM_CPU, &out);
-  if (st < 0 || (st = lm_tensor_copy(out, dense)) < 0) goto fail;
-  if (!crop) {
-    /* Geometry of the image's crop, with a channel axis of its own. */
-    double aff[16];
-    char lay[LM_MAX_DIMS + 2] = "C";
-    xf_box_affine(lm_tensor_affine(geom), o->nsp, lo, aff);
-    lm_tensor_set_affine(out, aff);
-    const char *il = lm_tensor_layout(img);
-    size_t len = strlen(il);
-    if (len >= (size_t)o->nsp) {
-      memcpy(lay + 1, il + len - (size_t)o->nsp, (size_t)o->nsp);
-      lay[o->nsp + 1] = 0;
-      lm_tensor_set_layout(out, lay);
-    }
-    lm_tensor_trace_copy(out, img);
-  }
-  int64_t end[3];
-  for (int d = 0; d < o->nsp; d++) end[d] = lo[d] + size[d];
-  if ((st = xf_trace_push_box(out, "CropForeground", geom, o->nsp, lo, end,
-                              "rule=nnunet")) < 0)
+  if ((st = lm_tensor_copy(out, dense)) < 0 ||
+      (st = xf_cf_seg_trace(o, out, img, lab, lo, size)) < 0)
     goto fail;
   lm_tensor_release(crop);
   lm_tensor_release(dense);
@@ -144,10 +154,27 @@ fail:
                                                 "nnU-Net segmentation");
 }
 
+void xf_cf_monai_box(const xf_cf_opts *o, const int64_t *n, int64_t *lo,
+                     int64_t *hi)
+{
+  for (int d = 0; d < o->nsp; d++) {
+    lo[d] -= o->margin[d];
+    hi[d] += o->margin[d];
+    if (o->allow_smaller) {
+      if (lo[d] < 0) lo[d] = 0;
+      if (hi[d] > n[d]) hi[d] = n[d];
+    }
+    int64_t s = hi[d] - lo[d];
+    int64_t s2 = o->k[d] > 0 ? (s + o->k[d] - 1) / o->k[d] * o->k[d] : s;
+    lo[d] -= (s2 - s) / 2;
+    hi[d] = lo[d] + s2;
+  }
+}
+
 static int cf_run(lm_op_ctx *ctx)
 {
-  cf_opts o;
-  int st = cf_prepare(ctx, &o);
+  xf_cf_opts o;
+  int st = xf_cf_prepare(ctx, &o);
   if (st < 0) return st;
   lm_tensor *img = lm_ctx_input(ctx, 0);
   lm_tensor *lab = lm_ctx_ninputs(ctx) > 1 ? lm_ctx_input(ctx, 1) : NULL;
@@ -172,18 +199,7 @@ static int cf_run(lm_op_ctx *ctx)
         hi[d] = n[d];
       }
   } else if (xf_mask_bbox(mask, o.nsp, n, lo, hi)) {
-    for (int d = 0; d < o.nsp; d++) {
-      lo[d] -= o.margin[d];
-      hi[d] += o.margin[d];
-      if (o.allow_smaller) {
-        if (lo[d] < 0) lo[d] = 0;
-        if (hi[d] > n[d]) hi[d] = n[d];
-      }
-      int64_t s = hi[d] - lo[d];
-      int64_t s2 = o.k[d] > 0 ? (s + o.k[d] - 1) / o.k[d] * o.k[d] : s;
-      lo[d] -= (s2 - s) / 2;
-      hi[d] = lo[d] + s2;
-    }
+    xf_cf_monai_box(&o, n, lo, hi);
   } /* else MONAI's all-zero box: an empty output */
   for (int d = 0; d < o.nsp; d++) size[d] = hi[d] - lo[d];
   char extra[32];

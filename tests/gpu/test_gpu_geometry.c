@@ -1,5 +1,5 @@
-/* The CUDA plugin's Orientation, SpatialCrop, CenterCrop, SpatialPad and
- * DivisiblePad against the CPU ops: values exactly, and the same memory
+/* The CUDA plugin's Orientation, SpatialCrop, CenterCrop, SpatialPad,
+ * DivisiblePad and CropForeground against the CPU ops: values exactly, and the same memory
  * order, affine, layout, trace (for RestoreOriginalShape) and results, on
  * the phantom and its label map in several dtypes, permuted and narrowed
  * inputs, every pad mode.  Exits 77 (skipped) without a CUDA device. */
@@ -156,6 +156,96 @@ static void test_pads(void)
   lm_tensor_release(label);
 }
 
+static void cf_case(const char *what, lm_tensor *img, lm_tensor *lab, lm_params *p)
+{
+  lm_tensor *in[2] = {img, lab};
+  gpu_vs_cpu(what, "CropForeground", in, lab ? 2 : 1, p, 0);
+}
+
+/* Both rules; the second output (label crop or nnU-Net seg) is compared
+ * through a second call that keeps only it (gpu_vs_cpu compares output 0). */
+static void test_crop_foreground(void)
+{
+  lm_tensor *label = NULL, *img = image("int16", &label);
+  CHECK(img && label);
+  if (!img || !label) return;
+  lm_tensor *lab4 = NULL;
+  CHECK_INT(lm_tensor_unsqueeze(label, 0, &lab4), LM_OK);
+  lm_params *p = params();
+  cf_case("CropForeground monai", img, NULL, p);
+  lm_params_set_number(p, "select_threshold", 150);
+  double margin[3] = {2, 3, 1}, k[3] = {16, 16, 16};
+  lm_params_set_numbers(p, "margin", margin, 3);
+  lm_params_set_numbers(p, "k_divisible", k, 3);
+  lm_params_set_string(p, "mode", "edge");
+  cf_case("CropForeground monai margin k edge", img, lab4, p);
+  lm_params_set_bool(p, "allow_smaller", true);
+  lm_params_set_string(p, "mode", "reflect");
+  cf_case("CropForeground monai allow_smaller", img, lab4, p);
+  lm_params_set_number(p, "select_threshold", 1e9);
+  cf_case("CropForeground monai empty", img, NULL, p);
+  lm_params_free(p);
+  /* nnU-Net: an image that is 0 outside the organs, with a hollow cube
+   * (its inside is filled by binary_fill_holes: not -1 in the seg). */
+  lm_tensor *f = gpu_cast(lab4, "float32");
+  if (f) {
+    for (int64_t x = 3; x < 12; x++)
+      for (int64_t y = 3; y < 12; y++)
+        for (int64_t z = 3; z < 12; z++) {
+          bool shell = x == 3 || x == 11 || y == 3 || y == 11 || z == 3 || z == 11;
+          lm_tensor_set(f, (int64_t[]){0, x, y, z}, shell ? 5.5 : 0);
+        }
+    set_affine(f);
+    p = params();
+    lm_params_set_string(p, "rule", "nnunet");
+    cf_case("CropForeground nnunet", f, NULL, p);
+    cf_case("CropForeground nnunet with label", f, lab4, p);
+    lm_params_set_int(p, "connectivity", 3);
+    cf_case("CropForeground nnunet connectivity 3", f, label, p);
+    /* The seg (output 1) against the CPU's. */
+    for (int with_lab = 0; with_lab < 2; with_lab++) {
+      lm_tensor *in[2] = {f, lab4}, *din[2] = {gpu_to(f, "cuda"), gpu_to(lab4, "cuda")};
+      lm_tensor *co[LM_MAX_OUTPUTS] = {0}, *go[LM_MAX_OUTPUTS] = {0};
+      int nc = LM_MAX_OUTPUTS, ng = LM_MAX_OUTPUTS;
+      int n_in = with_lab ? 2 : 1;
+      CHECK(lm_call(E, "CropForeground", in, n_in, p, co, &nc, NULL) >= 0);
+      CHECK(lm_call(E, "CropForeground", din, n_in, p, go, &ng, NULL) >= 0);
+      CHECK_INT(ng, nc);
+      if (nc == 2 && ng == 2) {
+        lm_tensor *h = call("ToHost", go[1], NULL, NULL);
+        CHECK(h != NULL);
+        if (h) {
+          CHECK_INT(lm_tensor_dtype(h), lm_tensor_dtype(co[1]));
+          CHECK_INT(lm_tensor_numel(h), lm_tensor_numel(co[1]));
+          for (int d = 0; d < lm_tensor_ndim(h); d++)
+            CHECK_INT(lm_tensor_strides(go[1])[d], lm_tensor_strides(co[1])[d]);
+          CHECK_INT(gpu_count_diff(co[1], h, 0), 0);
+          CHECK_STR(lm_tensor_layout(go[1]), lm_tensor_layout(co[1]));
+          for (int i = 0; i < 16; i++) CHECK_NEAR(lm_tensor_affine(go[1])[i], lm_tensor_affine(co[1])[i], 0);
+          CHECK_INT(lm_tensor_trace_length(go[1]), lm_tensor_trace_length(co[1]));
+          int last = lm_tensor_trace_length(co[1]) - 1;
+          if (last >= 0 && lm_tensor_trace_length(go[1]) == last + 1)
+            CHECK_STR(lm_tensor_trace_at(go[1], last)->params, lm_tensor_trace_at(co[1], last)->params);
+          /* The hollow cube's inside is filled: 0 there, not -1. */
+          if (!with_lab) CHECK_NEAR(at(h, 0), -1, 0);
+        }
+        lm_tensor_release(h);
+      }
+      for (int i = 0; i < LM_MAX_OUTPUTS; i++) {
+        lm_tensor_release(co[i]);
+        lm_tensor_release(go[i]);
+      }
+      lm_tensor_release(din[0]);
+      lm_tensor_release(din[1]);
+    }
+    lm_params_free(p);
+  }
+  lm_tensor_release(f);
+  lm_tensor_release(lab4);
+  lm_tensor_release(img);
+  lm_tensor_release(label);
+}
+
 /* The GPU outputs carry the trace RestoreOriginalShape needs: undoing a
  * pad and an orientation of the GPU result gives back the input. */
 static void test_restore(void)
@@ -205,6 +295,7 @@ int main(void)
   RUN(test_orientation);
   RUN(test_crops);
   RUN(test_pads);
+  RUN(test_crop_foreground);
   RUN(test_restore);
   lm_engine_release(E);
   TAP_DONE();

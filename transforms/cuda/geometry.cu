@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "crop_ops.h"
+#include "lmc_box.h"
 #include "lmc_copy.h"
 #include "orientation.h"
 extern "C" {
@@ -119,14 +120,11 @@ static cudaError_t launch_box(cudaStream_t s, int64_t n, const void *in, void *o
   return lmc_for_each(s, n, box_kernel<T>{(const T *)in, (T *)out, f, a});
 }
 
-/* xf_crop_box_output with the box copied on the device: same output memory
- * order, metadata, trace entry and results as the CPU op. */
-static int crop_box_output(lm_op_ctx *ctx, const xf_box_plan *p, const char *op)
+int lmc_crop_box(lm_op_ctx *ctx, cudaStream_t s, lm_tensor *in, const xf_box_plan *p,
+                 lm_tensor **outp, cudaError_t *err)
 {
-  lm_tensor *in = lm_ctx_input(ctx, 0), *out = NULL;
-  int nd = lm_tensor_ndim(in), lead = nd - p->nsp, st;
-  cudaStream_t s;
-  if ((st = lmc_stream(ctx, &s)) < 0) return st;
+  lm_tensor *out = NULL;
+  int nd = lm_tensor_ndim(in), lead = nd - p->nsp;
   box_args a;
   memset(&a, 0, sizeof a);
   a.nd = nd;
@@ -140,8 +138,8 @@ static int crop_box_output(lm_op_ctx *ctx, const xf_box_plan *p, const char *op)
   int order[LM_MAX_DIMS];
   xf_memory_order(in, order);
   lm_dtype dt = lm_tensor_dtype(in);
-  st = lm_tensor_new_ordered(lm_ctx_engine(ctx), dt, nd, a.shape, order, lm_tensor_device(in),
-                             &out);
+  int st = lm_tensor_new_ordered(lm_ctx_engine(ctx), dt, nd, a.shape, order, lm_tensor_device(in),
+                                 &out);
   if (st < 0)
     return lm_ctx_error(ctx, st, "cannot allocate the output on cuda:%d",
                         lm_tensor_device(in).index);
@@ -158,20 +156,40 @@ static int crop_box_output(lm_op_ctx *ctx, const xf_box_plan *p, const char *op)
   case 4: e = launch_box<uint32_t>(s, n, src, dst, fill, a); break;
   default: e = launch_box<uint64_t>(s, n, src, dst, fill, a); break;
   }
-
+  if (*err == cudaSuccess) *err = e;
   double aff[16];
-  int64_t end[3];
   xf_box_affine(lm_tensor_affine(in), p->nsp, p->start, aff);
   lm_tensor_set_affine(out, aff);
   lm_tensor_set_layout(out, lm_tensor_layout(in));
   lm_tensor_trace_copy(out, in);
+  *outp = out;
+  return LM_OK;
+}
+
+int lmc_crop_box_trace(lm_op_ctx *ctx, lm_tensor *in, lm_tensor *out, const xf_box_plan *p,
+                       const char *op, bool results)
+{
+  int64_t end[3];
   for (int d = 0; d < p->nsp; d++) end[d] = p->start[d] + p->size[d];
-  st = xf_trace_push_box(out, op, in, p->nsp, p->start, end, p->extra[0] ? p->extra : NULL);
-  if (st >= 0) st = xf_result_ints(ctx, "box_start", p->start, p->nsp);
-  if (st >= 0) st = xf_result_ints(ctx, "box_end", end, p->nsp);
-  if (st < 0) {
+  int st = xf_trace_push_box(out, op, in, p->nsp, p->start, end, p->extra[0] ? p->extra : NULL);
+  if (st >= 0 && results) st = xf_result_ints(ctx, "box_start", p->start, p->nsp);
+  if (st >= 0 && results) st = xf_result_ints(ctx, "box_end", end, p->nsp);
+  return st == LM_ENOMEM ? lm_ctx_error(ctx, st, "out of memory") : st;
+}
+
+/* xf_crop_box_output with the box copied on the device: same output memory
+ * order, metadata, trace entry and results as the CPU op. */
+static int crop_box_output(lm_op_ctx *ctx, const xf_box_plan *p, const char *op)
+{
+  lm_tensor *in = lm_ctx_input(ctx, 0), *out = NULL;
+  cudaStream_t s;
+  cudaError_t e = cudaSuccess;
+  int st;
+  if ((st = lmc_stream(ctx, &s)) < 0 || (st = lmc_crop_box(ctx, s, in, p, &out, &e)) < 0)
+    return st;
+  if ((st = lmc_crop_box_trace(ctx, in, out, p, op, true)) < 0) {
     lm_tensor_release(out); /* frees are ordered after the queued kernel */
-    return st == LM_ENOMEM ? lm_ctx_error(ctx, st, "out of memory") : st;
+    return st;
   }
   return lmc_finish(ctx, s, e, op, &out, 1);
 }

@@ -28,6 +28,7 @@ extern "C" int lmc_spatial_pad(lm_op_ctx *ctx);
 extern "C" int lmc_divisible_pad(lm_op_ctx *ctx);
 extern "C" int lmc_sirp(lm_op_ctx *ctx);
 extern "C" int lmc_normalize_intensity(lm_op_ctx *ctx);
+extern "C" int lmc_crop_foreground(lm_op_ctx *ctx);
 /* xf2: resampling and connected components */
 extern "C" int lmc_resize(lm_op_ctx *ctx);
 extern "C" int lmc_scale_by_resolution(lm_op_ctx *ctx);
@@ -137,6 +138,7 @@ static int plugin_register(lm_engine *e)
   if (st >= 0) st = lm_op_set_cuda_kernel(e, "DivisiblePad", lmc_divisible_pad);
   if (st >= 0) st = lm_op_set_cuda_kernel(e, "ScaleIntensityRangePercentiles", lmc_sirp);
   if (st >= 0) st = lm_op_set_cuda_kernel(e, "NormalizeIntensity", lmc_normalize_intensity);
+  if (st >= 0) st = lm_op_set_cuda_kernel(e, "CropForeground", lmc_crop_foreground);
   if (st >= 0) st = lm_op_set_cuda_kernel(e, "Resize", lmc_resize);
   if (st >= 0) st = lm_op_set_cuda_kernel(e, "ScaleByResolution", lmc_scale_by_resolution);
   if (st >= 0)
