@@ -52,6 +52,10 @@ static float frand(uint32_t *s)
   return (float)((*s >> 8) & 0xffff) / 65536.0f * 2.0f - 1.0f;
 }
 
+/* Set: Infer calls on cuda ask for a CUDA graph (captured at the first
+** call of a shape, replayed after; ignored by the emulated plugin). */
+static bool use_cuda_graph;
+
 /* Infer(model, x) with the options; outputs into out[] (count returned, -1
 ** on failure with the message printed). */
 static int infer(lm_model *m, lm_tensor *x, const char *precision, bool argmax, bool cl,
@@ -62,6 +66,7 @@ static int infer(lm_model *m, lm_tensor *x, const char *precision, bool argmax, 
   if (precision) lm_params_set_string(p, "precision", precision);
   lm_params_set_bool(p, "argmax", argmax);
   if (cl) lm_params_set_bool(p, "channels_last", true);
+  if (use_cuda_graph) lm_params_set_bool(p, "cuda_graph", true);
   lm_params_set_string(p, "stream", "never");
   int nout = LM_MAX_OUTPUTS;
   int st = lm_call(E, "Infer", &x, 1, p, out, &nout, NULL);
@@ -471,6 +476,21 @@ static void test_demo_unet(void)
   lm_tensor_release(c);
   CHECK(x != NULL);
   if (x) compare_all(m, x, "demo_ct_unet", true);
+  /* the CUDA graph: captured by the first call, replayed by the second */
+  lm_tensor *cpu[LM_MAX_OUTPUTS] = {0}, *g1[LM_MAX_OUTPUTS] = {0}, *g2[LM_MAX_OUTPUTS] = {0};
+  if (x && infer(m, x, "float32", false, false, cpu) == 1) {
+    use_cuda_graph = true;
+    CHECK(infer_gpu(m, x, "float32", false, false, g1) == 1);
+    CHECK(infer_gpu(m, x, "float32", false, false, g2) == 1);
+    use_cuda_graph = false;
+    if (g1[0] && g2[0]) {
+      CHECK(rel_err(g1[0], cpu[0]) <= 1e-4);
+      CHECK(rel_err(g2[0], g1[0]) == 0);
+    }
+  }
+  lm_tensor_release(cpu[0]);
+  lm_tensor_release(g1[0]);
+  lm_tensor_release(g2[0]);
   lm_tensor_release(x);
   lm_model_release(m);
 }
