@@ -45,6 +45,13 @@ cudaStream_t lmc_thread_stream(int device, char *err, size_t errlen);
 typedef struct cudnnContext *cudnnHandle_t; /* as cudnn.h */
 cudnnHandle_t lmc_cudnn_handle(int device, char *err, size_t errlen);
 
+/* A stream of the calling thread's own for capturing a CUDA graph; launch
+ * the graph on the compute stream.  Capturing on the compute stream itself
+ * is wrong: other threads queue frees, events and copies on it at any time
+ * (a storage released on the loop thread, ToDevice on the CPU pool), and
+ * those would be captured into the graph.  NULL in the emulated plugin. */
+cudaStream_t lmc_capture_stream(int device, char *err, size_t errlen);
+
 /* The compute stream of the device the op's CUDA inputs live on, in *s.
  * LM_OK, or an error set on ctx. */
 int lmc_stream(lm_op_ctx *ctx, cudaStream_t *s);

@@ -115,6 +115,7 @@ static int plugin_thread_init(int device, char *err, size_t errlen)
 static void plugin_thread_fini(int device)
 {
   lmc_cudnn_thread_fini(device);
+  lmc_rt_thread_fini(device);
 }
 
 static int plugin_event_wait(int device, void *ready, char *err, size_t errlen)

@@ -172,6 +172,39 @@ int lmc_rt_init(int device, char *err, size_t errlen)
   return st;
 }
 
+/* Per thread: a capture runs on the thread that makes it. */
+static thread_local cudaStream_t tl_capture[LMC_MAX_DEVICES];
+
+cudaStream_t lmc_capture_stream(int device, char *err, size_t errlen)
+{
+  if (err && errlen) err[0] = 0;
+  if (lmc_rt_init(device, err, errlen) < 0) return NULL;
+#ifdef LMC_EMULATE
+  return NULL;
+#else
+  if (tl_capture[device]) return tl_capture[device];
+  cudaStream_t s = NULL;
+  cudaError_t e = cudaSetDevice(device);
+  if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    put_error(err, errlen, device, "cannot create a capture stream", e);
+    return NULL;
+  }
+  tl_capture[device] = s;
+  return s;
+#endif
+}
+
+void lmc_rt_thread_fini(int device)
+{
+  if (device < 0 || device >= LMC_MAX_DEVICES || !tl_capture[device]) return;
+#ifndef LMC_EMULATE
+  cudaStreamDestroy(tl_capture[device]);
+#endif
+  tl_capture[device] = NULL;
+}
+
 cudaStream_t lmc_rt_compute(int device)
 {
   char err[8];

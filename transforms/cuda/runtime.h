@@ -44,6 +44,9 @@ int lmc_rt_d2d(int device, void *dst, const void *src, size_t n, char *err, size
 /* Bytes the device's pool holds from the driver (live and cached). */
 size_t lmc_rt_pool_bytes(int device);
 
+/* Destroy the calling thread's capture stream for device (thread end). */
+void lmc_rt_thread_fini(int device);
+
 /* cudnn_handle.cu: destroy the calling thread's cuDNN handle for device. */
 void lmc_cudnn_thread_fini(int device);
 
