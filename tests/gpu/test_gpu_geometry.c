@@ -289,6 +289,72 @@ static void test_restore(void)
   lm_tensor_release(label);
 }
 
+static lm_tensor *load_real(const char *rel)
+{
+  const char *dir = getenv("LUMEN_TEST_DATA");
+  char path[1024];
+  if (!dir || !*dir) return NULL;
+  snprintf(path, sizeof path, "%s/%s", dir, rel);
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fclose(f);
+  lm_params *p = params();
+  lm_params_set_string(p, "path", path);
+  lm_tensor *t = call("LoadNifti", NULL, p, NULL);
+  lm_params_free(p);
+  lm_tensor *c = t ? call("ConvertToChannelsFirst", t, NULL, NULL) : NULL;
+  lm_tensor_release(t);
+  return c;
+}
+
+/* A real CT and its segmentation (../shared/data; skipped where absent):
+ * the preprocessing chain's ops, each GPU vs CPU. */
+static void test_real_ct(void)
+{
+  lm_tensor *ct = load_real("ct/totalseg_example_ct_sm.nii.gz");
+  lm_tensor *seg = load_real("labels/totalseg_example_seg.nii.gz");
+  if (!ct || !seg) {
+    printf("# skipped: LUMEN_TEST_DATA/ct/totalseg_example_ct_sm.nii.gz or its seg not found\n");
+    lm_tensor_release(ct);
+    lm_tensor_release(seg);
+    return;
+  }
+  lm_params *p = params();
+  lm_params_set_string(p, "axcodes", "RAS");
+  gpu_vs_cpu("real: Orientation RAS", "Orientation", &ct, 1, p, 0);
+  gpu_vs_cpu("real: Orientation RAS (seg)", "Orientation", &seg, 1, p, 0);
+  lm_params_set_string(p, "axcodes", "LPI");
+  gpu_vs_cpu("real: Orientation LPI", "Orientation", &ct, 1, p, 0);
+  lm_params_free(p);
+  p = params();
+  lm_params_set_number(p, "select_threshold", -500);
+  double margin[3] = {5, 5, 5};
+  lm_params_set_numbers(p, "margin", margin, 3);
+  lm_tensor *in[2] = {ct, seg};
+  gpu_vs_cpu("real: CropForeground", "CropForeground", in, 2, p, 0);
+  lm_params_free(p);
+  p = params();
+  double k[3] = {32, 32, 32};
+  lm_params_set_numbers(p, "k", k, 3);
+  lm_params_set_string(p, "mode", "symmetric");
+  gpu_vs_cpu("real: DivisiblePad", "DivisiblePad", &ct, 1, p, 0);
+  lm_params_free(p);
+  p = params();
+  lm_params_set_number(p, "lower", 0.5);
+  lm_params_set_number(p, "upper", 99.5);
+  lm_params_set_number(p, "b_min", 0);
+  lm_params_set_number(p, "b_max", 1);
+  lm_params_set_bool(p, "clip", true);
+  gpu_vs_cpu("real: ScaleIntensityRangePercentiles", "ScaleIntensityRangePercentiles", &ct, 1, p, 0);
+  lm_params_free(p);
+  p = params();
+  lm_params_set_bool(p, "nonzero", true);
+  gpu_vs_cpu("real: NormalizeIntensity", "NormalizeIntensity", &ct, 1, p, 1e-5);
+  lm_params_free(p);
+  lm_tensor_release(ct);
+  lm_tensor_release(seg);
+}
+
 int main(void)
 {
   gpu_engine_start();
@@ -297,6 +363,7 @@ int main(void)
   RUN(test_pads);
   RUN(test_crop_foreground);
   RUN(test_restore);
+  RUN(test_real_ct);
   lm_engine_release(E);
   TAP_DONE();
 }
