@@ -57,7 +57,7 @@ static int new_on_grid(lm_tensor *x, lm_dtype dt, int64_t nch, lm_tensor **out)
 }
 
 int lm_infer_streamed(lm_op_ctx *ctx, lm_model *m, lm_tensor *x, lm_tensor *v,
-                      bool zyx, bool argmax, lm_tensor **out)
+                      bool zyx, bool argmax, bool bf16, lm_tensor **out)
 {
   *out = NULL;
   if (lm_tensor_ndim(v) != 5 || lm_tensor_shape(v)[0] != 1)
@@ -80,7 +80,7 @@ int lm_infer_streamed(lm_op_ctx *ctx, lm_model *m, lm_tensor *x, lm_tensor *v,
   char msg[512] = "";
   int prev_threads = omp_get_max_threads();
   omp_set_num_threads(lm_engine_threads(m->e));
-  st = lm_conv_stream_new(m->g, shape, m->bf16, &s, msg, sizeof msg);
+  st = lm_conv_stream_new(m->g, shape, bf16, &s, msg, sizeof msg);
   if (st < 0) {
     omp_set_num_threads(prev_threads);
     lm_tensor_release(vf);

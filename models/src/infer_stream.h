@@ -14,9 +14,10 @@ bool lm_model_streamable(const lm_model *m);
 ** slice by slice (conv_stream.h).  out receives, on x's axes, either the
 ** logits (C_out, spatial...) float32 or, with argmax, the labels
 ** (1, spatial...) (uint8 up to 256 classes, else int32); x's memory order,
-** with x's affine, layout and trace.  zyx: v's spatial axes are x's reversed. */
+** with x's affine, layout and trace.  zyx: v's spatial axes are x's reversed.
+** bf16: convolutions in bfloat16 where the CPU has it (Infer's precision). */
 int lm_infer_streamed(lm_op_ctx *ctx, lm_model *m, lm_tensor *x, lm_tensor *v,
-                      bool zyx, bool argmax, lm_tensor **out);
+                      bool zyx, bool argmax, bool bf16, lm_tensor **out);
 
 /* Labels (1, spatial...) from logits (C, spatial...) float32: first maximum
 ** wins, NaN counts as the maximum (torch.argmax); uint8 up to 256 classes,

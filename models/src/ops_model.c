@@ -191,7 +191,7 @@ static int infer_run(lm_op_ctx *ctx)
   bool argmax = lm_arg_bool(ctx, "argmax");
   if (use_stream(ctx, m, v)) {
     lm_tensor *o = NULL;
-    st = lm_infer_streamed(ctx, m, x, v, zyx, argmax, &o);
+    st = lm_infer_streamed(ctx, m, x, v, zyx, argmax, bf16, &o);
     lm_tensor_release(v);
     return st < 0 ? st : lm_ctx_set_output(ctx, 0, o);
   }
