@@ -1153,21 +1153,26 @@ int lmc_plan_run_own(lmc_plan *p, cudaStream_t s, char *err, size_t errlen)
 #ifndef LMC_EMULATE
   if (p->o.cuda_graph) {
     if (!p->gexec) {
+      /* Work enqueued while capturing is recorded, not run: when the capture
+      ** fails (a cuDNN engine that cannot be captured), the plan runs
+      ** without a graph from then on. */
       cudaError_t e = cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
-      if (e != cudaSuccess)
-        return failf(err, errlen, LM_ECUDA, "CUDA graph capture: %s", cudaGetErrorString(e));
+      if (e != cudaSuccess) {
+        cudaGetLastError();
+        p->o.cuda_graph = false;
+        return enqueue_all(p, s, err, errlen);
+      }
       int rc = enqueue_all(p, s, err, errlen);
       cudaGraph_t graph = NULL;
       e = cudaStreamEndCapture(s, &graph);
-      if (rc < 0) {
-        if (graph) cudaGraphDestroy(graph);
-        return rc;
-      }
-      if (e == cudaSuccess) e = cudaGraphInstantiateWithFlags(&p->gexec, graph, 0);
-      if (e != cudaSuccess) {
+      if (rc == LM_OK && e == cudaSuccess) e = cudaGraphInstantiateWithFlags(&p->gexec, graph, 0);
+      if (rc < 0 || e != cudaSuccess) {
         if (graph) cudaGraphDestroy(graph);
         p->gexec = NULL;
-        return failf(err, errlen, LM_ECUDA, "CUDA graph capture: %s", cudaGetErrorString(e));
+        cudaGetLastError();
+        p->o.cuda_graph = false;
+        if (err && errlen) err[0] = 0;
+        return enqueue_all(p, s, err, errlen);
       }
       p->graph = graph;
     }

@@ -157,10 +157,10 @@ LMC_HD int64_t norm_index(const lmc_k_norm_args &p, int64_t r, int64_t j)
   return p.cl ? (n * p.sp + s) * p.c + ch : (n * p.c + ch) * p.sp + s;
 }
 
-static const int64_t NORM_CHUNK = 4096;
-
-/* Per (row, chunk): sums of x - shift and (x - shift)^2 in double, shift =
-** the row's first element (the CPU's shifted moments). */
+/* Per (row, part): sums of x - shift and (x - shift)^2 in double over the
+** row's elements j = part, part + nparts, ... (neighbouring threads read
+** neighbouring elements), shift = the row's first element (the CPU's
+** shifted moments).  Deterministic: a fixed order for a given shape. */
 struct norm_partial_kernel {
   lmc_k_norm_args p;
   const void *x;
@@ -171,9 +171,8 @@ struct norm_partial_kernel {
   {
     const int64_t r = i / nchunks, c = i % nchunks;
     const double shift = ldv(x, norm_index(p, r, 0), xdt);
-    const int64_t lo = c * NORM_CHUNK, hi = lo + NORM_CHUNK < len ? lo + NORM_CHUNK : len;
     double s1 = 0, s2 = 0;
-    for (int64_t j = lo; j < hi; j++) {
+    for (int64_t j = c; j < len; j += nchunks) {
       double d = lmc_dsub((double)ldv(x, norm_index(p, r, j), xdt), shift);
       s1 = lmc_dadd(s1, d);
       s2 = lmc_dadd(s2, lmc_dmul(d, d));
@@ -241,7 +240,13 @@ struct norm_apply_kernel {
   }
 };
 
-static int64_t norm_chunks(int64_t len) { return len > 0 ? (len + NORM_CHUNK - 1) / NORM_CHUNK : 1; }
+/* Parts per row: about 256 elements each, at most 1024 (the combining
+** thread's loop). */
+static int64_t norm_chunks(int64_t len)
+{
+  int64_t n = len / 256;
+  return n < 1 ? 1 : n > 1024 ? 1024 : n;
+}
 
 extern "C" int64_t lmc_k_norm_work_doubles(const lmc_k_norm_args *p)
 {
@@ -456,7 +461,8 @@ extern "C" int lmc_k_pool(cudaStream_t s, const lmc_k_pool_args *p, const void *
   return err_of(lmc_for_each(s, n, pool_kernel{*p, x, y, xdt, ydt}));
 }
 
-/* Row means: per (row, chunk) sums in double, then per row. */
+/* Row means: per (row, part) sums in double (strided parts as the norm's),
+** then per row. */
 struct mean_partial_kernel {
   const void *x;
   int xdt;
@@ -465,9 +471,8 @@ struct mean_partial_kernel {
   LMC_HD void operator()(int64_t i) const
   {
     const int64_t r = i / nchunks, c = i % nchunks;
-    const int64_t lo = c * NORM_CHUNK, hi = lo + NORM_CHUNK < len ? lo + NORM_CHUNK : len;
     double acc = 0;
-    for (int64_t j = lo; j < hi; j++) acc = lmc_dadd(acc, (double)ldv(x, r * len + j, xdt));
+    for (int64_t j = c; j < len; j += nchunks) acc = lmc_dadd(acc, (double)ldv(x, r * len + j, xdt));
     part[i] = acc;
   }
 };
