@@ -51,7 +51,8 @@ const lm_op_desc lm_op_sigmoid = {
     "torch.sigmoid (agrees to a few ulp; exp differs by implementation). "
     "sigmoid(0) = 0.5, large negative x gives 0, large positive 1, NaN stays "
     "NaN. Output float32 with the input's shape, memory order, affine, "
-    "layout and trace.",
+    "layout and trace."
+    " Also runs on CUDA tensors when the CUDA plugin is loaded.",
   .inputs = "img",
   .min_inputs = 1,
   .max_inputs = 1,
@@ -163,7 +164,8 @@ const lm_op_desc lm_op_softmax = {
     "(matches torch to rtol 1e-6). Subtracting the max keeps large logits "
     "finite. A NaN anywhere along the axis makes that position's outputs "
     "NaN; all -inf or a +inf gives NaN, as torch. Output float32 with the "
-    "input's shape, memory order, affine, layout and trace.",
+    "input's shape, memory order, affine, layout and trace."
+    " Also runs on CUDA tensors when the CUDA plugin is loaded.",
   .inputs = "img",
   .min_inputs = 1,
   .max_inputs = 1,

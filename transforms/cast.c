@@ -86,7 +86,8 @@ const lm_op_desc lm_op_cast = {
     "+-inf (as numpy). float64 -> float16 rounds through float32 (may differ "
     "from numpy by one float16 ulp on exact ties). Casting to the input's own "
     "dtype returns the input itself (no copy). Shape, memory order, affine, "
-    "layout and trace are kept.",
+    "layout and trace are kept."
+    " Also runs on CUDA tensors when the CUDA plugin is loaded.",
   .inputs = "img",
   .min_inputs = 1,
   .max_inputs = 1,

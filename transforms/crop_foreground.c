@@ -264,7 +264,9 @@ const lm_op_desc lm_op_crop_foreground = {
     "must have the image's spatial shape. Outputs keep dtype and layout; the "
     "affine moves to the box's first voxel; a trace entry CropForeground "
     "box_start=..;box_end=..;rule=.. on each output. Results: box_start, "
-    "box_end (input voxels, end exclusive).",
+    "box_end (input voxels, end exclusive)."
+    " Also runs on CUDA tensors when the CUDA plugin is loaded (rule "
+    "'nnunet' fills the mask's holes on the host).",
   .inputs = "img, label",
   .min_inputs = 1,
   .max_inputs = 2,

@@ -135,7 +135,8 @@ const lm_op_desc lm_op_spatial_crop = {
     "The output keeps dtype, memory order, layout; its affine moves to the "
     "box's first voxel (translation + A . start), and a trace entry "
     "SpatialCrop box_start=..;box_end=.. records the box (in input voxels) "
-    "for RestoreOriginalShape. Results: box_start, box_end.",
+    "for RestoreOriginalShape. Results: box_start, box_end."
+    " Also runs on CUDA tensors when the CUDA plugin is loaded.",
   .inputs = "img",
   .min_inputs = 1,
   .max_inputs = 1,
@@ -206,7 +207,8 @@ const lm_op_desc lm_op_center_crop = {
     "end = min(start + s, n); a size larger than the axis keeps the whole "
     "axis (no padding). Example: n = 7, s = 4 -> voxels 1..4. Geometry, trace "
     "(CenterCrop box_start=..;box_end=..) and results (box_start, box_end) "
-    "as SpatialCrop.",
+    "as SpatialCrop."
+    " Also runs on CUDA tensors when the CUDA plugin is loaded.",
   .inputs = "img",
   .min_inputs = 1,
   .max_inputs = 1,

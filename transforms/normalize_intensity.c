@@ -402,7 +402,9 @@ const lm_op_desc lm_op_normalize_intensity = {
     "percentile_00_5, percentile_99_5, mean, std) and are never recomputed.\n"
     "Results: subtrahend and divisor actually used (per channel or one). "
     "Output: dtype (float32), the input's shape, affine, layout and trace "
-    "(channel dim slowest in memory).",
+    "(channel dim slowest in memory)."
+    " Also runs on CUDA tensors when the CUDA plugin is loaded (the same "
+    "statistics summed in another order: within an ulp of the CPU's).",
   .inputs = "img, mask",
   .min_inputs = 1,
   .max_inputs = 2,

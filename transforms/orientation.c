@@ -180,7 +180,8 @@ const lm_op_desc lm_op_orientation = {
     "A = diag(-0.8, -0.8, 2.5), t = (100, 120, -50), shape (10, 12, 7) to "
     "RAS gives diag(0.8, 0.8, 2.5), t = (92.8, 111.2, -50). Pushes a trace "
     "entry \"Orientation\" (axcodes=..;from=..) that RestoreOriginalShape "
-    "undoes exactly.",
+    "undoes exactly."
+    " Also runs on CUDA tensors when the CUDA plugin is loaded.",
   .inputs = "img",
   .min_inputs = 1,
   .max_inputs = 1,

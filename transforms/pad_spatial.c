@@ -134,7 +134,8 @@ const lm_op_desc lm_op_spatial_pad = {
     "(b a | a b c d). The affine moves to the new first voxel (translation "
     "- A . before); the trace entry SpatialPad box_start=-before;box_end="
     "n+after;mode=.. lets RestoreOriginalShape crop it away. Results: "
-    "box_start, box_end (in input voxels).",
+    "box_start, box_end (in input voxels)."
+    " Also runs on CUDA tensors when the CUDA plugin is loaded.",
   .inputs = "img",
   .min_inputs = 1,
   .max_inputs = 1,
@@ -199,7 +200,8 @@ const lm_op_desc lm_op_divisible_pad = {
     "compute_divisible_spatial_size), then SpatialPad with the same method, "
     "mode and value. Example: n = 10, k = 4 -> 12 (1 before, 1 after); "
     "n = 13, k = 16 -> 16 (1 before, 2 after). Trace entry DivisiblePad, "
-    "geometry and results as SpatialPad.",
+    "geometry and results as SpatialPad."
+    " Also runs on CUDA tensors when the CUDA plugin is loaded.",
   .inputs = "img",
   .min_inputs = 1,
   .max_inputs = 1,

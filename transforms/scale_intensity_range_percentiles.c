@@ -259,7 +259,8 @@ const lm_op_desc lm_op_scale_intensity_range_percentiles = {
     "and b_max as MONAI does.\n"
     "NaN: as numpy and torch, a NaN anywhere in the data (in the channel, "
     "with channel_wise) makes both percentiles NaN and so every output value "
-    "NaN (0 for integer dtypes).",
+    "NaN (0 for integer dtypes)."
+    " Also runs on CUDA tensors when the CUDA plugin is loaded.",
   .inputs = "img",
   .min_inputs = 1,
   .max_inputs = 1,

@@ -83,7 +83,8 @@ const lm_op_desc lm_op_threshold = {
     "with t rounded to float32 (integer inputs converted to float32), in "
     "float64 for float64 inputs. NaN gives 0. Output 0/1 in dtype (uint8 "
     "by default; MONAI returns float32 0/1, ask dtype='float32' for that), "
-    "with the input's shape, memory order, affine, layout and trace.",
+    "with the input's shape, memory order, affine, layout and trace."
+    " Also runs on CUDA tensors when the CUDA plugin is loaded.",
   .inputs = "img",
   .min_inputs = 1,
   .max_inputs = 1,
