@@ -30,9 +30,11 @@
 #include "plan_internal.h"
 
 #ifndef LMC_EMULATE
-/* The executor thread's cuDNN handle on the compute stream: cuda_util.h's
-** lmc_cudnn_handle (C++), through infer_cuda.cu. */
+/* The executor thread's cuDNN handle on the compute stream, and its stream
+** for capturing CUDA graphs: cuda_util.h's lmc_cudnn_handle and
+** lmc_capture_stream (C++), through infer_cuda.cu. */
 cudnnHandle_t lmc_plan_cudnn_handle(int device, char *err, size_t errlen);
+cudaStream_t lmc_plan_capture_stream(int device, char *err, size_t errlen);
 #endif
 
 typedef enum gkind {
@@ -1153,18 +1155,25 @@ int lmc_plan_run_own(lmc_plan *p, cudaStream_t s, char *err, size_t errlen)
 #ifndef LMC_EMULATE
   if (p->o.cuda_graph) {
     if (!p->gexec) {
-      /* Work enqueued while capturing is recorded, not run: when the capture
+      /* Captured on the thread's own capture stream (other threads queue
+      ** frees and copies on the compute stream at any time), launched on s.
+      ** Work enqueued while capturing is recorded, not run: when the capture
       ** fails (a cuDNN engine that cannot be captured), the plan runs
       ** without a graph from then on. */
-      cudaError_t e = cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+      char cerr[256] = "";
+      cudaStream_t cs = lmc_plan_capture_stream(p->device, cerr, sizeof cerr);
+      cudaError_t e = cs ? cudaStreamBeginCapture(cs, cudaStreamCaptureModeThreadLocal)
+                         : cudaErrorInvalidResourceHandle;
       if (e != cudaSuccess) {
         cudaGetLastError();
         p->o.cuda_graph = false;
         return enqueue_all(p, s, err, errlen);
       }
-      int rc = enqueue_all(p, s, err, errlen);
+      int rc = enqueue_all(p, cs, err, errlen);
       cudaGraph_t graph = NULL;
-      e = cudaStreamEndCapture(s, &graph);
+      e = cudaStreamEndCapture(cs, &graph);
+      /* the handle back on the compute stream */
+      if (p->h) cudnnSetStream(p->h, s);
       if (rc == LM_OK && e == cudaSuccess) e = cudaGraphInstantiateWithFlags(&p->gexec, graph, 0);
       if (rc < 0 || e != cudaSuccess) {
         if (graph) cudaGraphDestroy(graph);

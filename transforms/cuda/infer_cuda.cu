@@ -11,10 +11,16 @@
 #include "gpu_plan.h"
 #include "infer_kernels.h"
 
-/* For gpu_plan.c (C): the executor thread's cuDNN handle. */
+/* For gpu_plan.c (C): the executor thread's cuDNN handle and capture
+** stream. */
 extern "C" cudnnHandle_t lmc_plan_cudnn_handle(int device, char *err, size_t errlen)
 {
   return lmc_cudnn_handle(device, err, errlen);
+}
+
+extern "C" cudaStream_t lmc_plan_capture_stream(int device, char *err, size_t errlen)
+{
+  return lmc_capture_stream(device, err, errlen);
 }
 
 /* Strides (elements) of x seen as the network's input: [1 if batch] + x's
