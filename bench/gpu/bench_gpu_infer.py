@@ -13,8 +13,9 @@ Input: lumen's Phantom at 512x512x200 (0.8x0.8x2.5 mm), windowed -1000..1000 HU 
 Work timed (both sides, the same): sliding window 96^3, overlap 0.25, sw_batch_size 4, Gaussian
 blend, float32 logits on the GPU, argmax over the classes on the GPU, the uint8 labels copied to
 the host (that copy waits for the GPU, so the time covers all the work).
-  lumen   SlidingWindowInfer(precision = float16 | float32) + Argmax + ToHost; its plan (cuDNN
-          engines, CUDA graph) is built by the warm-up run, whose time is printed separately.
+  lumen   SlidingWindowInfer(precision = float16 with channels_last | float32) + Argmax + ToHost; its
+          plan (cuDNN engines, CUDA graph) is built by the warm-up run, whose time is printed
+          separately.
   PyTorch MONAI's sliding_window_inference if monai imports, else the same algorithm in torch
           (torch_sliding_window below); float16 autocast, channels_last_3d, cudnn.benchmark = True.
 Figures: medians of N runs after one warm-up, the ratio PyTorch / lumen (> 1: lumen faster; the
@@ -82,8 +83,9 @@ LUA_SW = r"""
 local onnx, inp, outp, runs, precision = arg[1], arg[2], arg[3], tonumber(arg[4]), arg[5]
 local model = LoadModel(onnx)
 local xd = ToDevice(LoadNpy{path = inp}, {device = 'cuda'})
+-- float16: cuDNN's tensor-core layout (channels-last); float32 stays NC+spatial, the checking mode
 local opts = {roi = {96, 96, 96}, overlap = 0.25, sw_batch_size = 4, mode = 'gaussian',
-              precision = precision}
+              precision = precision, channels_last = precision ~= 'float32'}
 local function once()
   local logits = SlidingWindowInfer(model, xd, opts)
   local lab = Argmax(logits)

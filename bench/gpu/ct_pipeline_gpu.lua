@@ -22,7 +22,8 @@ local function case()
   local x <close> = ScaleIntensityRange(iso, {a_min = -1000, a_max = 1000, b_min = 0, b_max = 1, clip = true,
                                               dtype = 'float32'})
   local logits <close> = SlidingWindowInfer(model, x, {roi = {96, 96, 96}, overlap = 0.25, sw_batch_size = 4,
-                                                       mode = 'gaussian', precision = precision})
+                                                       mode = 'gaussian', precision = precision,
+                                                       channels_last = precision ~= 'float32'})
   local lab <close> = Argmax(logits)
   local back <close> = RestoreOriginalShape(lab, x)
   local host <close> = ToHost(back)         -- waits for the GPU
