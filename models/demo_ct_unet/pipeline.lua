@@ -10,7 +10,10 @@
 -- lumen.load_package runs this file with (package folder, model) and calls
 -- infer(img, opts): img a CT in HU as LoadNifti gives it ((X, Y, Z), or
 -- already channels first (1, X, Y, Z)); opts.model (default: the package's),
--- opts.sw_batch_size (default 1).
+-- opts.sw_batch_size (default 1), opts.precision (SlidingWindowInfer's: on a
+-- CUDA input "auto" is float16; "float32" gives the CPU's numbers).
+-- With img on a CUDA device (img:to("cuda")) every step runs there and the
+-- labels come back on that device.
 local _, package_model = ...
 
 local SPACING = {3, 3, 3}
@@ -31,7 +34,8 @@ local function infer(img, opts)
   local norm <close> = ScaleIntensityRange(iso, WINDOW)
   local logits <close> = SlidingWindowInfer(model, norm, {roi = ROI, overlap = 0.25,
                                                           mode = "gaussian",
-                                                          sw_batch_size = opts.sw_batch_size or 1})
+                                                          sw_batch_size = opts.sw_batch_size or 1,
+                                                          precision = opts.precision})
   local labels <close> = Argmax(logits)
   logits:free()
   -- back through ScaleByResolution and Orientation onto the input's grid
