@@ -11,8 +11,11 @@ One line per network: the max abs difference, the tolerance, the
 elementwise max relative error (|a-b| / |ref| over the elements where |ref|
 is at least 1e-3 of max|ref|) and lumen's load and run times.
 
-usage: test_model_parity.py LUMEN PARITY_MODEL_LUA EXPORT_SCRIPT
-Exit 77 (skip) when venv/ (scripts/peers) is missing or the export cannot run.
+usage: test_model_parity.py LUMEN PARITY_MODEL_LUA EXPORT_SCRIPT [--device cuda [--precision P]]
+With --device cuda the networks run through Infer on the GPU (tests/gpu): float32 within the same
+1e-4, float16 / bfloat16 within 1e-2 / 5e-2 of max|torch| (storage rounding between layers).
+Exit 77 (skip) when venv/ (scripts/peers) is missing, the export cannot run, or (--device) lumen
+finds no CUDA device.
 """
 import json
 import os
@@ -25,10 +28,24 @@ import time
 import numpy as np
 
 RTOL = 1e-4
+RTOL_PRECISION = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
 
 
 def main():
+    global RTOL
     lumen, driver, export = sys.argv[1:4]
+    opts = sys.argv[4:]
+    env = dict(os.environ)
+    if "--device" in opts:
+        env["LUMEN_PARITY_DEVICE"] = opts[opts.index("--device") + 1]
+        precision = opts[opts.index("--precision") + 1] if "--precision" in opts else "float32"
+        env["LUMEN_PARITY_PRECISION"] = precision
+        RTOL = RTOL_PRECISION[precision]
+        probe = subprocess.run([lumen, "run", driver, tempfile.gettempdir()], env=env,
+                               capture_output=True, text=True)
+        if probe.returncode == 77:
+            print("skip: " + probe.stdout.strip())
+            return 77
     root = os.environ.get("LUMEN_SOURCE_ROOT") or os.path.dirname(
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     build = os.environ.get("LUMEN_BUILD_ROOT") or tempfile.gettempdir()
@@ -57,7 +74,7 @@ def main():
 
         t0 = time.time()
         r = subprocess.run([lumen, "run", driver, tmp] + [n["name"] for n in nets],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, env=env)
         status = {}
         for line in r.stdout.splitlines():
             parts = line.split(" ", 2)

@@ -452,6 +452,28 @@ static int add_norm(lmc_plan *p, const plan_step *st, char *err, size_t errlen)
   return LM_OK;
 }
 
+/* An InstanceNormalization the CPU planner left unfused (no activation or
+** residual after it: ResEncUNet's skip path): the norm kernel without act. */
+static int add_instnorm_eval(lmc_plan *p, const plan_step *st, char *err, size_t errlen)
+{
+  const lm_graph *g = pg(p);
+  if (st->nin != 3 || st->vin[0] < 0 || st->vin[1] < 0 || st->vin[2] < 0)
+    return unsupported(st, "these inputs", err, errlen);
+  const lm_gvalue *xv = &g->values[st->vin[0]];
+  if (xv->ndim < 3) return unsupported(st, "this rank", err, errlen);
+  plan_step tmp = *st;
+  tmp.kind = STEP_INSTNORM;
+  tmp.in_n = xv->shape[0];
+  tmp.in_c = xv->shape[1];
+  tmp.in_sp = 1;
+  for (int k = 2; k < xv->ndim; k++) tmp.in_sp *= xv->shape[k];
+  tmp.eps = lm_gnode_attr_float(st->node, "epsilon", 1e-5);
+  tmp.act = LM_ACT_NONE;
+  tmp.alpha = 0;
+  tmp.res_mode = 0;
+  return add_norm(p, &tmp, err, errlen);
+}
+
 /* Strides (elements) of operand v broadcast against output y's logical
 ** shape, in y's storage order. */
 static int bcast_strides(const lmc_plan *p, int v, int y, int64_t *str)
@@ -635,6 +657,40 @@ static int add_transpose(lmc_plan *p, const plan_step *st, char *err, size_t err
   }
   return LM_OK;
 }
+
+/* Expand and Tile that change the size: a gather whose broadcast dims read
+** with stride 0 and whose tiled dims wrap around the input's extent. */
+static int add_expand_tile(lmc_plan *p, const plan_step *st, char *err, size_t errlen)
+{
+  int x = st->vin[0], y = st->vout[0];
+  const lm_gvalue *xv = &pg(p)->values[x], *yv = &pg(p)->values[y];
+  if (p->vcl[x] || p->vcl[y])
+    return unsupported(st, "a channels-last Expand or Tile (use channels_last = false)", err, errlen);
+  int nd = yv->ndim, off = nd - xv->ndim;
+  if (nd > LMC_K_MAXD || off < 0) return unsupported(st, "this rank", err, errlen);
+  gstep *s = new_step(p, G_GATHER, st->label);
+  if (!s) return failf(err, errlen, LM_ENOMEM, "out of memory");
+  int rc = in_ptr(p, st, 0, &s->x, &s->xdt, err, errlen);
+  if (rc < 0) return rc;
+  s->y = p->vptr[y];
+  s->ydt = p->vdt[y];
+  int64_t xstr[LMC_K_MAXD], t = 1;
+  for (int k = xv->ndim - 1; k >= 0; k--) {
+    xstr[k] = t;
+    t *= xv->shape[k];
+  }
+  s->bc.ndim = nd;
+  for (int k = 0; k < nd; k++) {
+    int vk = k - off;
+    int64_t ext = vk >= 0 ? xv->shape[vk] : 1;
+    s->bc.shape[k] = yv->shape[k];
+    s->bc.astr[k] = ext == 1 ? 0 : xstr[vk];
+    s->bc.bstr[k] = ext != 1 && ext != yv->shape[k] ? ext : 0;
+  }
+  return LM_OK;
+}
+
+static int add_instnorm_eval(lmc_plan *p, const plan_step *st, char *err, size_t errlen);
 
 static int add_pad(lmc_plan *p, const plan_step *st, char *err, size_t errlen)
 {
@@ -843,6 +899,10 @@ static int add_eval(lmc_plan *p, const plan_step *st, char *err, size_t errlen)
       return unsupported(st, "an output without a buffer", err, errlen);
   lm_act act;
   float alpha, beta;
+  if ((op_is(n, "Expand") || op_is(n, "Tile")) && st->vin[0] >= 0 &&
+      vnumel(p, st->vin[0]) != vnumel(p, st->vout[0]))
+    return add_expand_tile(p, st, err, errlen);
+  if (op_is(n, "InstanceNormalization")) return add_instnorm_eval(p, st, err, errlen);
   if (op_is_any(n, copies)) {
     if (op_is(n, "Dropout") && st->nout > 1 && st->vout[1] >= 0)
       return unsupported(st, "Dropout's mask", err, errlen);

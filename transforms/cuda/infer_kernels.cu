@@ -351,7 +351,9 @@ struct gather_kernel {
   {
     int64_t off = 0, rem = i;
     for (int k = d.ndim - 1; k >= 0; k--) {
-      off += rem % d.shape[k] * d.astr[k];
+      int64_t c = rem % d.shape[k];
+      if (d.bstr[k] > 0) c %= d.bstr[k]; /* Tile: the input repeats with this period */
+      off += c * d.astr[k];
       rem /= d.shape[k];
     }
     stv(y, i, ydt, ldv(x, off, xdt));

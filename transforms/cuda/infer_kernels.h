@@ -86,7 +86,8 @@ int lmc_k_slab_copy(cudaStream_t s, const void *x, int xdt, void *y, int ydt, in
                     int64_t inner_x, int64_t inner_y, int64_t offset);
 
 /* y (dense, shape d->shape) gathers x with strides d->astr per output dim
-** (Transpose); d->bstr unused. */
+** (Transpose; Expand with stride 0 on broadcast dims); d->bstr[k] > 0 makes
+** output index k read input index k mod bstr[k] (Tile), 0 = none. */
 int lmc_k_gather(cudaStream_t s, const lmc_k_bcast_args *d, const void *x, int xdt, void *y,
                  int ydt);
 
