@@ -302,6 +302,19 @@ struct lmc_dims {
 LMC_HD int64_t lmc_in_offset(const lmc_dims &d, int64_t o)
 {
   int64_t off = 0;
+  if ((uint64_t)o <= 0xffffffffu) {
+    /* 64-bit division costs several times a 32-bit one on the GPU, and the
+     * streaming kernels do little else per element. */
+    uint32_t u = (uint32_t)o;
+    for (int k = 0; k < d.ndim; k++) {
+      if (d.shape[k] <= 1) continue;
+      uint64_t st = (uint64_t)d.out_stride[k], sh = (uint64_t)d.shape[k];
+      uint32_t q = st > 0xffffffffu ? 0u : u / (uint32_t)st;
+      if (sh <= 0xffffffffu) q %= (uint32_t)sh;
+      off += (int64_t)q * d.in_stride[k];
+    }
+    return off;
+  }
   for (int k = 0; k < d.ndim; k++)
     if (d.shape[k] > 1) off += (o / d.out_stride[k]) % d.shape[k] * d.in_stride[k];
   return off;
