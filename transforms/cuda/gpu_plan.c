@@ -118,6 +118,7 @@ struct lmc_plan {
   cudnnHandle_t h;
   cudaGraph_t graph;
   cudaGraphExec_t gexec;
+  bool warmed_up;              /* ran once without a graph (before capture) */
 #endif
 };
 
@@ -152,7 +153,20 @@ static void *dalloc(lmc_plan *p, size_t bytes)
   ** reads before anything wrote. */
   d = aligned_alloc(256, n ? n : 256);
 #else
-  if (cudaMalloc(&d, n ? n : 256) != cudaSuccess) {
+  cudaError_t e = cudaMalloc(&d, n ? n : 256);
+  if (e == cudaErrorMemoryAllocation) {
+    /* The stream-ordered pool of runtime.cu keeps the blocks that earlier
+    ** ops freed (its release threshold is raised) and cudaMalloc cannot
+    ** use them: once those frees have run, give them back to the driver
+    ** and try once more (as lmc_rt_alloc does for the pool itself). */
+    cudaMemPool_t pool;
+    cudaGetLastError();
+    if (cudaDeviceSynchronize() == cudaSuccess &&
+        cudaDeviceGetDefaultMemPool(&pool, p->device) == cudaSuccess &&
+        cudaMemPoolTrimTo(pool, 0) == cudaSuccess)
+      e = cudaMalloc(&d, n ? n : 256);
+  }
+  if (e != cudaSuccess) {
     cudaGetLastError();
     d = NULL;
   }
@@ -170,9 +184,16 @@ static int upload(void *dst, const void *src, size_t n, char *err, size_t errlen
   (void)errlen;
   return LM_OK;
 #else
+  /* From pageable memory cudaMemcpy returns once the data is staged, before
+  ** its DMA (on the legacy default stream) has landed, and the compute
+  ** stream is non-blocking: it does not wait for the legacy stream.  The
+  ** plan's first run could read weights still in flight without the wait. */
   cudaError_t e = cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice);
-  if (e != cudaSuccess)
+  if (e == cudaSuccess) e = cudaStreamSynchronize(cudaStreamLegacy);
+  if (e != cudaSuccess) {
+    cudaGetLastError(); /* not left for the next kernel launch to report */
     return failf(err, errlen, LM_ECUDA, "uploading %zu bytes: %s", n, cudaGetErrorString(e));
+  }
   return LM_OK;
 #endif
 }
@@ -196,7 +217,9 @@ static int copy_d2d(void *dst, const void *src, size_t n, cudaStream_t s)
   memmove(dst, src, n);
   return 0;
 #else
-  return (int)cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, s);
+  cudaError_t e = cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, s);
+  if (e != cudaSuccess) cudaGetLastError(); /* reported by the caller, not by the next launch */
+  return (int)e;
 #endif
 }
 
@@ -1214,6 +1237,15 @@ int lmc_plan_run_own(lmc_plan *p, cudaStream_t s, char *err, size_t errlen)
   if (err && errlen) err[0] = 0;
 #ifndef LMC_EMULATE
   if (p->o.cuda_graph) {
+    if (!p->warmed_up) {
+      /* The first run goes without a graph: lazy initialisation on first use
+      ** (cuDNN's per-plan setup, kernels loaded on first launch, allocations
+      ** inside libraries) is not allowed during a capture and would
+      ** invalidate it, turning the graph off for good.  The capture comes
+      ** at the second run, as PyTorch's warm-up before torch.cuda.graph. */
+      p->warmed_up = true;
+      return enqueue_all(p, s, err, errlen);
+    }
     if (!p->gexec) {
       /* Captured on the thread's own capture stream (other threads queue
       ** frees and copies on the compute stream at any time), launched on s.
@@ -1246,8 +1278,11 @@ int lmc_plan_run_own(lmc_plan *p, cudaStream_t s, char *err, size_t errlen)
       p->graph = graph;
     }
     cudaError_t e = cudaGraphLaunch(p->gexec, s);
-    if (e != cudaSuccess)
-      return failf(err, errlen, LM_ECUDA, "CUDA graph launch: %s", cudaGetErrorString(e));
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      return failf(err, errlen, LM_ECUDA, "cuda:%d: CUDA graph launch: %s", p->device,
+                   cudaGetErrorString(e));
+    }
     return LM_OK;
   }
 #endif

@@ -52,8 +52,9 @@ int lmc_plan_output_shape(const lmc_plan *p, int i, int64_t *shape);   /* return
 int lmc_plan_run(lmc_plan *p, cudaStream_t s, const float *const *in, float *const *out,
                  char *err, size_t errlen);
 /* The plan's own float32 input/output buffers (device; fixed for the plan's
-** life), and a run on them: with cuda_graph the work is captured at the
-** first call and replayed afterwards (one capture serves every sliding
+** life), and a run on them: with cuda_graph the first call runs plainly (a
+** warm-up: nothing lazy may happen inside a capture), the work is captured
+** at the second call and replayed afterwards (one capture serves every sliding
 ** window). */
 float *lmc_plan_input(lmc_plan *p, int i);
 float *lmc_plan_output(lmc_plan *p, int i);
