@@ -22,8 +22,14 @@ int lmc_ctx_device(lm_op_ctx *ctx)
 
 int lmc_fail(lm_op_ctx *ctx, const char *what, cudaError_t e)
 {
-  return lm_ctx_error(ctx, LM_ECUDA, "%s: %s (%s)", what, cudaGetErrorString(e),
-                      cudaGetErrorName(e));
+#ifndef LMC_EMULATE
+  /* A failed call leaves its error as the thread's last one: cleared here so
+   * that the launch check of the next op (lmc_for_each) does not report it
+   * as its own.  (Sticky errors stay: the context is lost.) */
+  cudaGetLastError();
+#endif
+  return lm_ctx_error(ctx, LM_ECUDA, "%s on cuda:%d: %s (%s)", what, lmc_ctx_device(ctx),
+                      cudaGetErrorString(e), cudaGetErrorName(e));
 }
 
 int lmc_stream(lm_op_ctx *ctx, cudaStream_t *s)

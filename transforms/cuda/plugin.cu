@@ -74,6 +74,7 @@ static int plugin_init(char *msg, size_t msglen)
   e = cudaGetDeviceProperties(&p, 0);
   if (e != cudaSuccess) {
     snprintf(msg, msglen, "no CUDA device: %s", cudaGetErrorString(e));
+    cudaGetLastError();
     return 0;
   }
   /* Devices past the runtime's table are not offered. */
