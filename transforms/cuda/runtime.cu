@@ -524,8 +524,13 @@ int lmc_rt_h2d(int device, void *dst, const void *src, size_t n, char *err, size
         off += len;
       }
       /* Kernels queued on the compute stream from now on see the data,
-       * without the host waiting for the last DMA. */
-      if (st >= 0) st = stream_after(device, d->compute, d->copy, err, errlen);
+       * without the host waiting for the last DMA.  Also after a failure:
+       * the caller then frees dst on the compute stream, and the block must
+       * not be reused while chunks already queued still write into it. */
+      char err2[8];
+      int st2 = stream_after(device, d->compute, d->copy, st >= 0 ? err : err2,
+                             st >= 0 ? errlen : sizeof err2);
+      if (st >= 0) st = st2;
       pthread_mutex_unlock(&d->staging_mu);
       return st;
     }
