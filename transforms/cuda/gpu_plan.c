@@ -1115,6 +1115,11 @@ void lmc_plan_free(lmc_plan *p)
 {
   if (!p) return;
 #ifndef LMC_EMULATE
+  /* Freed by whichever thread drops the model: possibly another device's
+  ** executor thread, whose current device must stay its own (its kernels
+  ** launch on the current device). */
+  int prev = -1;
+  if (cudaGetDevice(&prev) != cudaSuccess) prev = -1;
   cudaSetDevice(p->device);
   /* Work queued on the plan's buffers must be done before they go. */
   cudaDeviceSynchronize();
@@ -1138,6 +1143,10 @@ void lmc_plan_free(lmc_plan *p)
     cudaFree(p->allocs[i]);
 #endif
   }
+#ifndef LMC_EMULATE
+  if (prev >= 0 && prev != p->device) cudaSetDevice(prev);
+  cudaGetLastError(); /* at process exit the runtime may be gone: nothing to report to */
+#endif
   free(p->allocs);
   free(p->in_bufs);
   free(p->out_bufs);
