@@ -169,11 +169,14 @@ struct norm_partial_kernel {
   double *part;
   LMC_HD void operator()(int64_t i) const
   {
-    const int64_t r = i / nchunks, c = i % nchunks;
-    const double shift = ldv(x, norm_index(p, r, 0), xdt);
+    const int64_t r = i / nchunks, c = i % nchunks, base = norm_index(p, r, 0);
+    const double shift = ldv(x, base, xdt);
     double s1 = 0, s2 = 0;
     for (int64_t j = c; j < len; j += nchunks) {
-      double d = lmc_dsub((double)ldv(x, norm_index(p, r, j), xdt), shift);
+      /* NC+spatial: a row is one contiguous block (its channels are
+       * adjacent), so no divisions per element; channels-last interleaves. */
+      const int64_t xi = p.cl ? norm_index(p, r, j) : base + j;
+      double d = lmc_dsub((double)ldv(x, xi, xdt), shift);
       s1 = lmc_dadd(s1, d);
       s2 = lmc_dadd(s2, lmc_dmul(d, d));
     }
