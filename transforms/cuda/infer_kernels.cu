@@ -280,14 +280,19 @@ struct binary_kernel {
   void *y;
   int adt, bdt, ydt, op, act;
   float alpha, beta;
+  bool same;  /* both operands walk like the output: offsets = i */
   LMC_HD void operator()(int64_t i) const
   {
     int64_t ao = 0, bo = 0, rem = i;
-    for (int k = d.ndim - 1; k >= 0; k--) {
-      const int64_t c = rem % d.shape[k];
-      rem /= d.shape[k];
-      ao += c * d.astr[k];
-      bo += c * d.bstr[k];
+    if (same) {
+      ao = bo = i;
+    } else {
+      for (int k = d.ndim - 1; k >= 0; k--) {
+        const int64_t c = rem % d.shape[k];
+        rem /= d.shape[k];
+        ao += c * d.astr[k];
+        bo += c * d.bstr[k];
+      }
     }
     const float u = ldv(a, ao, adt), v = ldv(b, bo, bdt);
     float r;
@@ -306,10 +311,16 @@ extern "C" int lmc_k_binary(cudaStream_t s, int op, const lmc_k_bcast_args *d, c
                             const void *b, int bdt, void *y, int ydt, int act, float alpha,
                             float beta)
 {
+  /* Operands of the output's shape (residual Adds): no per-element index
+  ** decoding, which costs more than the element's arithmetic. */
   int64_t n = 1;
-  for (int k = 0; k < d->ndim; k++) n *= d->shape[k];
+  bool same = true;
+  for (int k = d->ndim - 1; k >= 0; k--) {
+    if (d->shape[k] > 1 && (d->astr[k] != n || d->bstr[k] != n)) same = false;
+    n *= d->shape[k];
+  }
   return err_of(
-      lmc_for_each(s, n, binary_kernel{*d, a, b, y, adt, bdt, ydt, op, act, alpha, beta}));
+      lmc_for_each(s, n, binary_kernel{*d, a, b, y, adt, bdt, ydt, op, act, alpha, beta, same}));
 }
 
 struct unary_kernel {
