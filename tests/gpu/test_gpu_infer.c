@@ -16,35 +16,7 @@
 #include <unistd.h>
 
 #include "../c/pb_writer.h"
-#include "../c/test_transforms_util.h"
-
-static void gpu_engine_start(void)
-{
-  lm_config cfg;
-  lm_config_init(&cfg);
-  cfg.threads = 2;
-  if (lm_engine_new(&cfg, &E) != LM_OK) {
-    printf("Bail out! lm_engine_new failed\n");
-    exit(1);
-  }
-  if (lm_engine_cuda_devices(E) == 0) {
-    char why[512];
-    const char *st = lm_engine_cuda_status(E);
-    snprintf(why, sizeof why, "%s%s",
-             strncmp(st, "no CUDA device", 14) == 0 ? "" : "no CUDA device: ", st);
-    lm_engine_release(E);
-    TAP_SKIP_ALL(why);
-  }
-}
-
-static lm_tensor *to(lm_tensor *t, const char *device)
-{
-  lm_params *p = params();
-  lm_params_set_string(p, "device", device);
-  lm_tensor *out = call("ToDevice", t, p, NULL);
-  lm_params_free(p);
-  return out;
-}
+#include "gpu_engine.h"
 
 static float frand(uint32_t *s)
 {
@@ -82,7 +54,7 @@ static int infer(lm_model *m, lm_tensor *x, const char *precision, bool argmax, 
 static int infer_gpu(lm_model *m, lm_tensor *x, const char *precision, bool argmax, bool cl,
                      lm_tensor **out)
 {
-  lm_tensor *dx = to(x, "cuda");
+  lm_tensor *dx = gpu_to(x, "cuda");
   if (!dx) return -1;
   lm_tensor *dev[LM_MAX_OUTPUTS] = {0};
   int n = infer(m, dx, precision, argmax, cl, dev);
@@ -406,7 +378,7 @@ static void test_generated_network(void)
   lm_tensor_release(xz);
   lm_model_release(mz);
   /* channels-last refuses the Transpose with the node named */
-  lm_tensor *dx = to(x, "cuda"), *out[LM_MAX_OUTPUTS] = {0};
+  lm_tensor *dx = gpu_to(x, "cuda"), *out[LM_MAX_OUTPUTS] = {0};
   CHECK(infer(m, dx, "float16", false, true, out) < 0);
   CHECK_CONTAINS(lm_errmsg(E), "channels-last");
   lm_tensor_release(dx);
@@ -434,7 +406,7 @@ static void test_unsupported_op(void)
   unlink(path);
   CHECK_INT(st, LM_OK);
   if (st < 0) return;
-  lm_tensor *x = rand_tensor(4, (int64_t[]){1, 4, 4, 4}, 1), *dx = to(x, "cuda");
+  lm_tensor *x = rand_tensor(4, (int64_t[]){1, 4, 4, 4}, 1), *dx = gpu_to(x, "cuda");
   lm_tensor *out[LM_MAX_OUTPUTS] = {0};
   CHECK(infer(mdl, dx, "float32", false, false, out) < 0);
   CHECK_CONTAINS(lm_errmsg(E), "node 'odd_one' (Softsign)");

@@ -14,27 +14,15 @@
 #include <time.h>
 
 #include "../../engine/src/cuda_plugin.h"
-#include "../c/test_transforms_util.h"
+#include "gpu_engine.h"
 
 static bool emulated;
 
-static void gpu_engine_start(void)
+/* gpu_engine_start, then the emulation's chunk size. */
+static void runtime_engine_start(void)
 {
-  lm_config cfg;
-  lm_config_init(&cfg);
-  cfg.threads = 2;
-  if (lm_engine_new(&cfg, &E) != LM_OK) {
-    printf("Bail out! lm_engine_new failed\n");
-    exit(1);
-  }
+  gpu_engine_start();
   const char *st = lm_engine_cuda_status(E);
-  if (lm_engine_cuda_devices(E) == 0) {
-    char why[512];
-    snprintf(why, sizeof why, "%s%s",
-             strncmp(st, "no CUDA device", 14) == 0 ? "" : "no CUDA device: ", st);
-    lm_engine_release(E);
-    TAP_SKIP_ALL(why);
-  }
   emulated = strstr(st, "emulated") != NULL;
   /* The runtime reads this at the device's first use (below, not at engine
    * start): tiny chunks in the emulation run the staged loops over hundreds
@@ -48,15 +36,6 @@ static double now(void)
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static lm_tensor *to(lm_tensor *t, const char *device)
-{
-  lm_params *p = params();
-  lm_params_set_string(p, "device", device);
-  lm_tensor *out = call("ToDevice", t, p, NULL);
-  lm_params_free(p);
-  return out;
 }
 
 /* A float32 tensor of n elements, values from a cheap hash so that any
@@ -84,7 +63,7 @@ static void test_copies(void)
   for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
     lm_tensor *h = pattern(sizes[k]);
     double t0 = now();
-    lm_tensor *d = to(h, "cuda");
+    lm_tensor *d = gpu_to(h, "cuda");
     double t1 = now();
     lm_tensor *back = d ? call("ToHost", d, NULL, NULL) : NULL;
     double t2 = now();
@@ -110,7 +89,7 @@ static void test_strided_view_to_host(void)
   int64_t shape[2] = {700, 1000}, strides[2] = {1, 700 * 3};
   /* Every third column block: (700, 1000) with a gap, starting at 5. */
   CHECK_INT(lm_tensor_view(h, 2, shape, strides, 5, &hv), LM_OK);
-  d = to(h, "cuda");
+  d = gpu_to(h, "cuda");
   CHECK(d != NULL);
   if (d) CHECK_INT(lm_tensor_view(d, 2, shape, strides, 5, &dv), LM_OK);
   lm_tensor *back = dv ? call("ToHost", dv, NULL, NULL) : NULL;
@@ -143,7 +122,7 @@ static lm_params *sir_params(int k)
  * once.  Returns the final tensor on the host. */
 static lm_tensor *chain(lm_tensor *x, int n, bool on_gpu, bool sync_each)
 {
-  lm_tensor *cur = on_gpu ? to(x, "cuda") : lm_tensor_retain(x);
+  lm_tensor *cur = on_gpu ? gpu_to(x, "cuda") : lm_tensor_retain(x);
   for (int k = 0; cur && k < n; k++) {
     lm_params *p = sir_params(k);
     lm_tensor *next = call("ScaleIntensityRange", cur, p, NULL);
@@ -199,7 +178,7 @@ static void test_chain_no_sync(void)
 static void test_ready_events(void)
 {
   lm_tensor *h = pattern(4096);
-  lm_tensor *d = to(h, "cuda");
+  lm_tensor *d = gpu_to(h, "cuda");
   lm_params *p = sir_params(1);
   lm_tensor *y = d ? call("ScaleIntensityRange", d, p, NULL) : NULL;
   lm_params_free(p);
@@ -234,7 +213,7 @@ static void test_pool_accounting(void)
 
 int main(void)
 {
-  gpu_engine_start();
+  runtime_engine_start();
   RUN(test_copies);
   RUN(test_strided_view_to_host);
   RUN(test_ready_events);

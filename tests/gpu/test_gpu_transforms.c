@@ -2,35 +2,7 @@
  * ToDevice / ToHost round trip.  Exits 77 (skipped) without a CUDA device. */
 #include <stdio.h>
 
-#include "../c/test_transforms_util.h"
-
-static void gpu_engine_start(void)
-{
-  lm_config cfg;
-  lm_config_init(&cfg);
-  cfg.threads = 2;
-  if (lm_engine_new(&cfg, &E) != LM_OK) {
-    printf("Bail out! lm_engine_new failed\n");
-    exit(1);
-  }
-  if (lm_engine_cuda_devices(E) == 0) {
-    char why[512];
-    const char *st = lm_engine_cuda_status(E);
-    snprintf(why, sizeof why, "%s%s",
-             strncmp(st, "no CUDA device", 14) == 0 ? "" : "no CUDA device: ", st);
-    lm_engine_release(E);
-    TAP_SKIP_ALL(why);
-  }
-}
-
-static lm_tensor *to(lm_tensor *t, const char *device)
-{
-  lm_params *p = params();
-  lm_params_set_string(p, "device", device);
-  lm_tensor *out = call("ToDevice", t, p, NULL);
-  lm_params_free(p);
-  return out;
-}
+#include "gpu_engine.h"
 
 /* The phantom as (1, X, Y, Z) float32 on the host. */
 static lm_tensor *phantom_f32(lm_tensor **label)
@@ -88,12 +60,12 @@ static void test_round_trip(void)
   lm_tensor *label = NULL, *img = phantom_f32(&label);
   CHECK(img != NULL);
   if (!img) return;
-  lm_tensor *dev = to(label, "cuda");
+  lm_tensor *dev = gpu_to(label, "cuda");
   CHECK(dev != NULL);
   if (dev) {
     CHECK_INT(lm_tensor_device(dev).type, LM_DEVICE_CUDA);
     CHECK_STR(lm_tensor_layout(dev), "XYZ");
-    lm_tensor *same = to(dev, "cuda:0");
+    lm_tensor *same = gpu_to(dev, "cuda:0");
     CHECK(same == dev);
     lm_tensor_release(same);
     lm_tensor *back = call("ToHost", dev, NULL, NULL);
@@ -118,7 +90,7 @@ static void test_sir_gpu_vs_cpu(void)
   lm_tensor *label = NULL, *img = phantom_f32(&label);
   CHECK(img != NULL);
   if (!img) return;
-  lm_tensor *dev = to(img, "cuda");
+  lm_tensor *dev = gpu_to(img, "cuda");
   CHECK(dev != NULL);
   bool clips[2] = {true, false};
   for (int c = 0; dev && c < 2; c++) {
@@ -175,7 +147,7 @@ static void test_argmax_gpu_vs_cpu(void)
       if (i % 97 == 0 && c == 3) v = NAN;       /* NaN wins */
       s[c * n + i] = v;
     }
-  lm_tensor *dev = to(scores, "cuda");
+  lm_tensor *dev = gpu_to(scores, "cuda");
   CHECK(dev != NULL);
   for (int keep = 0; dev && keep < 2; keep++) {
     lm_params *p = params();

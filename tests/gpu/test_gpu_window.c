@@ -9,35 +9,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "../c/test_transforms_util.h"
-
-static void gpu_engine_start(void)
-{
-  lm_config cfg;
-  lm_config_init(&cfg);
-  cfg.threads = 2;
-  if (lm_engine_new(&cfg, &E) != LM_OK) {
-    printf("Bail out! lm_engine_new failed\n");
-    exit(1);
-  }
-  if (lm_engine_cuda_devices(E) == 0) {
-    char why[512];
-    const char *st = lm_engine_cuda_status(E);
-    snprintf(why, sizeof why, "%s%s",
-             strncmp(st, "no CUDA device", 14) == 0 ? "" : "no CUDA device: ", st);
-    lm_engine_release(E);
-    TAP_SKIP_ALL(why);
-  }
-}
-
-static lm_tensor *to(lm_tensor *t, const char *device)
-{
-  lm_params *p = params();
-  lm_params_set_string(p, "device", device);
-  lm_tensor *out = call("ToDevice", t, p, NULL);
-  lm_params_free(p);
-  return out;
-}
+#include "gpu_engine.h"
 
 /* Appends n pseudo-random weights in [-scale, scale] to buf as JSON. */
 static void json_weights(char *buf, size_t len, int n, uint32_t *seed, double scale)
@@ -231,7 +203,7 @@ static void window_3d(void)
 {
   lm_model *m = small_net(3, 1, NULL);
   lm_tensor *x = test_image(LM_F32, 1, 19, 17, 6);
-  lm_tensor *xd = x ? to(x, "cuda") : NULL;
+  lm_tensor *xd = x ? gpu_to(x, "cuda") : NULL;
   CHECK(m && x && xd);
   if (!m || !x || !xd) goto done;
   sw_case cases[] = {
@@ -278,7 +250,7 @@ static void window_int16_zyx(void)
 {
   lm_model *m = small_net(3, 2, "ZYX");
   lm_tensor *x = test_image(LM_I16, 2, 15, 11, 9);
-  lm_tensor *xd = x ? to(x, "cuda") : NULL;
+  lm_tensor *xd = x ? gpu_to(x, "cuda") : NULL;
   CHECK(m && x && xd);
   if (!m || !x || !xd) goto done;
   sw_case k = {.what = "int16 ZYX gaussian", .roi = {10, 7, 4}, .nroi = 3, .overlap = 0.25,
@@ -298,7 +270,7 @@ static void window_slices(void)
 {
   lm_model *m = small_net(2, 1, NULL);
   lm_tensor *x = test_image(LM_F32, 1, 13, 11, 7);
-  lm_tensor *xd = x ? to(x, "cuda") : NULL;
+  lm_tensor *xd = x ? gpu_to(x, "cuda") : NULL;
   CHECK(m && x && xd);
   if (!m || !x || !xd) goto done;
   for (int a = 0; a < 3; a++) {
@@ -322,7 +294,7 @@ static void window_half(void)
 {
   lm_model *m = small_net(3, 1, NULL);
   lm_tensor *x = test_image(LM_F32, 1, 19, 17, 6);
-  lm_tensor *xd = x ? to(x, "cuda") : NULL;
+  lm_tensor *xd = x ? gpu_to(x, "cuda") : NULL;
   CHECK(m && x && xd);
   if (!m || !x || !xd) goto done;
   sw_case k = {.what = "float16 gaussian batch 3", .roi = {8, 8, 8}, .nroi = 3, .overlap = 0.25,
@@ -347,7 +319,7 @@ static void window_errors(void)
 {
   lm_model *m = small_net(3, 1, NULL);
   lm_tensor *x = test_image(LM_F32, 1, 9, 9, 9);
-  lm_tensor *xd = x ? to(x, "cuda") : NULL;
+  lm_tensor *xd = x ? gpu_to(x, "cuda") : NULL;
   if (!m || !xd) goto done;
   sw_case k = {.what = "bad precision", .roi = {8, 8, 8}, .nroi = 3, .overlap = 0.25,
                .precision = "float8", .slice_axis = -1};
