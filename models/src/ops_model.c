@@ -3,6 +3,7 @@
  * whole channels-first image, on the engine's inference thread). */
 #include <string.h>
 
+#include "infer_input.h"
 #include "infer_stream.h"
 #include "lumen.h"
 #include "model_internal.h"
@@ -158,24 +159,31 @@ static bool use_stream(lm_op_ctx *ctx, lm_model *m, lm_tensor *v)
   return s[2] * s[3] * s[4] >= (int64_t)96 * 96 * 96 && lm_model_streamable(m);
 }
 
-static int infer_run(lm_op_ctx *ctx)
+int lm_infer_input_layout(lm_op_ctx *ctx, lm_model *m, const lm_tensor *x, bool *batch,
+                          bool *zyx)
 {
-  lm_model *m = lm_arg_model(ctx, "model");
-  lm_tensor *x = lm_ctx_input(ctx, 0);
   int64_t decl[LM_MAX_DIMS];
   int rank = lm_model_input_shape(m, 0, decl);
   int nd = lm_tensor_ndim(x);
-  bool zyx = strcmp(lm_model_axes(m), "ZYX") == 0;
-  bool batch;
-  if (rank < 0 || nd == rank - 1) batch = true;
-  else if (nd == rank) batch = false;
+  *zyx = strcmp(lm_model_axes(m), "ZYX") == 0;
+  if (rank < 0 || nd == rank - 1) *batch = true;
+  else if (nd == rank) *batch = false;
   else
     return lm_ctx_error(ctx, LM_ESHAPE, "x has %d dims; model '%s' takes (N, C, ...) with %d "
                                         "dims, so x must be (C, spatial...) with %d dims or "
                                         "(N, C, spatial...) with %d", nd, lm_model_name(m),
                         rank, rank - 1, rank);
+  return LM_OK;
+}
+
+static int infer_run(lm_op_ctx *ctx)
+{
+  lm_model *m = lm_arg_model(ctx, "model");
+  lm_tensor *x = lm_ctx_input(ctx, 0);
+  bool batch, zyx;
+  int st = lm_infer_input_layout(ctx, m, x, &batch, &zyx);
+  if (st < 0) return st;
   lm_tensor *v = lm_tensor_retain(x);
-  int st = LM_OK;
   if (batch && (st = make_view(&v, VIEW_BATCH)) < 0) goto fail;
   if (zyx && (st = make_view(&v, VIEW_REVERSE)) < 0) goto fail;
 
@@ -222,7 +230,7 @@ static int infer_run(lm_op_ctx *ctx)
     /* The logits lie on x's grid: same affine and trace; the layout holds
     ** when the channel axis replaced x's channel axis. */
     lm_tensor_set_affine(o, lm_tensor_affine(x));
-    lm_tensor_set_layout(o, lm_tensor_ndim(o) == nd ? lm_tensor_layout(x) : "");
+    lm_tensor_set_layout(o, lm_tensor_ndim(o) == lm_tensor_ndim(x) ? lm_tensor_layout(x) : "");
     lm_tensor_trace_copy(o, x);
     if (argmax) {
       lm_tensor *lab = NULL;

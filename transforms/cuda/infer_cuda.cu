@@ -9,6 +9,7 @@
 
 #include "cuda_util.h"
 #include "gpu_plan.h"
+#include "infer_input.h"
 #include "infer_kernels.h"
 
 /* For gpu_plan.c (C): the executor thread's cuDNN handle and capture
@@ -83,23 +84,15 @@ extern "C" int lmc_infer(lm_op_ctx *ctx)
 {
   lm_model *m = lm_arg_model(ctx, "model");
   lm_tensor *x = lm_ctx_input(ctx, 0);
-  int64_t decl[LM_MAX_DIMS];
-  int rank = lm_model_input_shape(m, 0, decl);
   int nd = lm_tensor_ndim(x);
-  bool zyx = strcmp(lm_model_axes(m), "ZYX") == 0;
-  bool batch;
-  if (rank < 0 || nd == rank - 1) batch = true;
-  else if (nd == rank) batch = false;
-  else
-    return lm_ctx_error(ctx, LM_ESHAPE, "x has %d dims; model '%s' takes (N, C, ...) with %d "
-                                        "dims, so x must be (C, spatial...) with %d dims or "
-                                        "(N, C, spatial...) with %d", nd, lm_model_name(m),
-                        rank, rank - 1, rank);
+  bool batch, zyx;
+  int st = lm_infer_input_layout(ctx, m, x, &batch, &zyx);
+  if (st < 0) return st;
   if (nd + (batch ? 1 : 0) > LM_MAX_DIMS)
     return lm_ctx_error(ctx, LM_ESHAPE, "x has too many dims");
   lmc_plan_options o;
   memset(&o, 0, sizeof o);
-  int st = lmc_precision_option(ctx, lm_arg_string(ctx, "precision"), m, &o.prec);
+  st = lmc_precision_option(ctx, lm_arg_string(ctx, "precision"), m, &o.prec);
   if (st < 0) return st;
   o.channels_last = lm_arg_bool(ctx, "channels_last");
   o.cuda_graph = lm_arg_bool(ctx, "cuda_graph");
