@@ -102,8 +102,7 @@ typedef struct nn_job {
   bool clip;
 } nn_job;
 
-/* Element offset of leading index c (row-major over the leading dims). */
-static int64_t nn_lead_offset(const lm_tensor *t, int lead, int64_t c)
+int64_t xf_nnunet_lead_offset(const lm_tensor *t, int lead, int64_t c)
 {
   const int64_t *sh = lm_tensor_shape(t), *st = lm_tensor_strides(t);
   int64_t off = 0;
@@ -118,7 +117,7 @@ static int64_t nn_lead_offset(const lm_tensor *t, int lead, int64_t c)
 static void nn_load_plane(const nn_job *j, int64_t c, int64_t s, double *dst)
 {
   const char *base = (const char *)lm_tensor_data(j->in);
-  int64_t off = nn_lead_offset(j->in, j->lead, c) + s * j->is[j->a];
+  int64_t off = xf_nnunet_lead_offset(j->in, j->lead, c) + s * j->is[j->a];
   for (int64_t iq = 0; iq < j->n[j->q]; iq++)
     xf_load_f64(base + (off + iq * j->is[j->q]) * (int64_t)j->esz,
                 j->is[j->p] * (int64_t)j->esz, j->dt, dst + iq * j->n[j->p],
@@ -282,7 +281,7 @@ static int nn_body_load3(int64_t begin, int64_t end, void *arg)
 {
   const nn_job *j = arg;
   const char *base = (const char *)lm_tensor_data(j->in);
-  int64_t off = nn_lead_offset(j->in, j->lead, j->ch);
+  int64_t off = xf_nnunet_lead_offset(j->in, j->lead, j->ch);
   int64_t nx = j->n[0], ny = j->n[1];
   for (int64_t r = begin; r < end; r++) {  /* r = z * ny + y */
     int64_t z = r / ny, y = r % ny;

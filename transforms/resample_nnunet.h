@@ -92,6 +92,10 @@ int xf_nnunet_separate_axis(const double current_spacing[3],
                             const double new_spacing[3],
                             const xf_nnunet_opts *o);
 
+/* Element offset in t of leading index c (row-major over t's first `lead`
+ * dims: the channels and any batch dims before the 3 spatial ones). */
+int64_t xf_nnunet_lead_offset(const lm_tensor *t, int lead, int64_t c);
+
 #ifdef __cplusplus
 }
 #endif

@@ -394,17 +394,6 @@ static int nn_minmax(nn_scratch &sc, const double *src, const nn_block &b, int g
   return LM_OK;
 }
 
-static int64_t nn_lead_offset(const lm_tensor *t, int lead, int64_t c)
-{
-  const int64_t *sh = lm_tensor_shape(t), *st = lm_tensor_strides(t);
-  int64_t off = 0;
-  for (int d = lead - 1; d >= 0; d--) {
-    off += (c % sh[d]) * st[d];
-    c /= sh[d];
-  }
-  return off;
-}
-
 /* One channel: load, resample, store. */
 static int nn_channel(nn_scratch &sc, const xf_nnunet_loop *l, const nn_dev_axis *ax,
                       const nn_dev_axis *ap, const nn_dev_axis *aq, const nn_dev_axis *az,
@@ -417,7 +406,7 @@ static int nn_channel(nn_scratch &sc, const xf_nnunet_loop *l, const nn_dev_axis
   memset(&lk, 0, sizeof lk);
   lk.in = lm_tensor_data(l->in);
   lk.dt = lm_tensor_dtype(l->in);
-  lk.off = nn_lead_offset(l->in, l->lead, c);
+  lk.off = xf_nnunet_lead_offset(l->in, l->lead, c);
   for (int d = 0; d < 3; d++) lk.is[d] = lm_tensor_strides(l->in)[l->lead + d];
   lk.b = nb;
   lk.dst = A;
