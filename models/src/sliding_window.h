@@ -16,6 +16,34 @@
 typedef enum sw_pad { SW_PAD_CONSTANT, SW_PAD_REPLICATE, SW_PAD_REFLECT,
                       SW_PAD_CIRCULAR } sw_pad;
 
+/* Callable from the CUDA kernel too (transforms/cuda/sliding_window.cu). */
+#ifdef __CUDACC__
+#define SW_HD __host__ __device__
+#else
+#define SW_HD
+#endif
+
+/* The image coordinate that coordinate q (on the unpadded image's axis of n
+ * voxels, possibly outside it) reads, or -1 for cval.  torch's F.pad modes:
+ * replicate clamps, reflect mirrors without repeating the edge voxel,
+ * circular wraps. */
+SW_HD static inline int64_t sw_pad_index(sw_pad mode, int64_t q, int64_t n)
+{
+  if (q >= 0 && q < n) return q;
+  switch (mode) {
+  case SW_PAD_CONSTANT: return -1;
+  case SW_PAD_REPLICATE: return q < 0 ? 0 : n - 1;
+  case SW_PAD_CIRCULAR: return ((q % n) + n) % n;
+  case SW_PAD_REFLECT: {
+    if (n == 1) return 0;
+    int64_t period = 2 * (n - 1);
+    int64_t r = ((q % period) + period) % period;
+    return r < n ? r : period - r;
+  }
+  }
+  return -1;
+}
+
 /* Everything the options and shapes decide, before any data is touched. */
 typedef struct sw_setup {
   lm_model *model;

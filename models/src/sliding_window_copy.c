@@ -52,27 +52,6 @@ static void window_start(const sw_setup *s, const sw_grid *g, int64_t w,
   }
 }
 
-/* The image coordinate that coordinate q (on the unpadded image's axis of n
- * voxels, possibly outside it) reads, or -1 for cval.  torch's F.pad modes:
- * replicate clamps, reflect mirrors without repeating the edge voxel,
- * circular wraps. */
-static int64_t pad_index(sw_pad mode, int64_t q, int64_t n)
-{
-  if (q >= 0 && q < n) return q;
-  switch (mode) {
-  case SW_PAD_CONSTANT: return -1;
-  case SW_PAD_REPLICATE: return q < 0 ? 0 : n - 1;
-  case SW_PAD_CIRCULAR: return ((q % n) + n) % n;
-  case SW_PAD_REFLECT: {
-    if (n == 1) return 0;
-    int64_t period = 2 * (n - 1);
-    int64_t r = ((q % period) + period) % period;
-    return r < n ? r : period - r;
-  }
-  }
-  return -1;
-}
-
 /* ---- gather ------------------------------------------------------------- */
 
 typedef struct gather_job {
@@ -108,7 +87,7 @@ static void read_row(const gather_job *j, int64_t src, int64_t q0,
                 hi - lo);
   for (int64_t w = 0; w < len; w++) {
     if (w >= lo && w < hi) continue;
-    int64_t q = pad_index(s->pad, q0 + w, n);
+    int64_t q = sw_pad_index(s->pad, q0 + w, n);
     if (q < 0) row[w] = (float)s->cval;
     else xf_load_f32(base + q * step * esz, esz, dt, row + w, 1);
   }
@@ -139,7 +118,7 @@ static int gather_rows(int64_t begin, int64_t end, void *arg)
       k /= s->roi[d];
       dst += u * j->dl.axis[d];
       int64_t w = (j->flip >> d & 1) ? s->roi[d] - 1 - u : u;
-      int64_t q = pad_index(s->pad, start[d] + w - j->g->pad_before[d],
+      int64_t q = sw_pad_index(s->pad, start[d] + w - j->g->pad_before[d],
                             s->n[d]);
       if (q < 0) outside = true;
       else src += q * xs[d + 1];

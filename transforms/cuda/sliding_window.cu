@@ -52,25 +52,6 @@ LMC_HD void window_start(const sw_geom &g, const int64_t *starts, int64_t w, int
   }
 }
 
-/* The image coordinate that coordinate q (possibly outside the n voxels of
- * the axis) reads, or -1 for cval: torch F.pad's modes, as the CPU op's
- * pad_index (sliding_window_copy.c). */
-LMC_HD int64_t pad_index(int mode, int64_t q, int64_t n)
-{
-  if (q >= 0 && q < n) return q;
-  switch (mode) {
-  case SW_PAD_REPLICATE: return q < 0 ? 0 : n - 1;
-  case SW_PAD_CIRCULAR: return ((q % n) + n) % n;
-  case SW_PAD_REFLECT: {
-    if (n == 1) return 0;
-    int64_t period = 2 * (n - 1);
-    int64_t r = ((q % period) + period) % period;
-    return r < n ? r : period - r;
-  }
-  default: return -1;
-  }
-}
-
 /* ---- kernels ------------------------------------------------------------ */
 
 /* Windows [first, first + nb) of x, flipped along the image axes in `flip`,
@@ -96,7 +77,7 @@ struct gather_kernel {
     for (int d = 0; d < g.nsp; d++) {
       int64_t u = net_stride[d] ? r / net_stride[d] % g.roi[d] : 0;
       int64_t w = (flip >> d & 1) ? g.roi[d] - 1 - u : u;
-      int64_t q = pad_index(g.pad, start[d] + w - g.pad_before[d], g.n[d]);
+      int64_t q = sw_pad_index((sw_pad)g.pad, start[d] + w - g.pad_before[d], g.n[d]);
       if (q < 0) {
         dst[i] = g.cval;
         return;
