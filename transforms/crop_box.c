@@ -86,31 +86,6 @@ int xf_trace_push_box(lm_tensor *out, const char *op, const lm_tensor *in,
                               lm_tensor_shape(in), lm_tensor_affine(in));
 }
 
-/* Source index of box position i on an axis of n voxels (-1 = the constant
- * value).  numpy.pad's reflect and symmetric repeat periodically for pads
- * wider than the axis, which the modulo reproduces. */
-static int64_t pad_index(int64_t i, int64_t n, xf_pad_mode mode)
-{
-  if (i >= 0 && i < n) return i;
-  if (n == 0) return -1;
-  switch (mode) {
-  case XF_PAD_CONSTANT: return -1;
-  case XF_PAD_EDGE: return i < 0 ? 0 : n - 1;
-  case XF_PAD_REFLECT: {
-    if (n == 1) return 0;
-    int64_t p = 2 * (n - 1), r = i % p;
-    if (r < 0) r += p;
-    return r < n ? r : p - r;
-  }
-  case XF_PAD_SYMMETRIC: {
-    int64_t p = 2 * n, r = i % p;
-    if (r < 0) r += p;
-    return r < n ? r : p - 1 - r;
-  }
-  }
-  return -1;
-}
-
 typedef struct box_job {
   int nd, fast;               /* dims; the dst dim walked in rows */
   const int64_t *shape;       /* dst shape */
@@ -221,7 +196,7 @@ int xf_crop_box_into(lm_op_ctx *ctx, lm_tensor *in, int nsp,
     j.map[d] = maps + used;
     used += dsh[d];
     for (int64_t o = 0; o < dsh[d]; o++)
-      j.map[d][o] = sd < 0 ? o : pad_index(o + box_start[sd], ish[d], mode);
+      j.map[d][o] = sd < 0 ? o : xf_pad_index(o + box_start[sd], ish[d], mode);
   }
   /* The run along the fast dim where the source is the input itself. */
   int sf = j.fast - (nd - nsp);

@@ -6,6 +6,7 @@
 #define LM_XF_CROP_BOX_H
 #include <stdint.h>
 #include "lumen.h"
+#include "xf_hd.h"
 
 /* numpy.pad modes, as MONAI's pad transforms name them. */
 typedef enum xf_pad_mode {
@@ -14,6 +15,32 @@ typedef enum xf_pad_mode {
   XF_PAD_REFLECT,   /* mirror without repeating the border (d c b | a b c d) */
   XF_PAD_SYMMETRIC  /* mirror repeating the border (b a | a b c d) */
 } xf_pad_mode;
+
+/* Source index of box position i on an axis of n voxels (-1 = the constant
+ * value).  numpy.pad's reflect and symmetric repeat periodically for pads
+ * wider than the axis, which the modulo reproduces.  (The CUDA box kernel
+ * calls it too.) */
+XF_HD static inline int64_t xf_pad_index(int64_t i, int64_t n, xf_pad_mode mode)
+{
+  if (i >= 0 && i < n) return i;
+  if (n == 0) return -1;
+  switch (mode) {
+  case XF_PAD_CONSTANT: return -1;
+  case XF_PAD_EDGE: return i < 0 ? 0 : n - 1;
+  case XF_PAD_REFLECT: {
+    if (n == 1) return 0;
+    int64_t p = 2 * (n - 1), r = i % p;
+    if (r < 0) r += p;
+    return r < n ? r : p - r;
+  }
+  case XF_PAD_SYMMETRIC: {
+    int64_t p = 2 * n, r = i % p;
+    if (r < 0) r += p;
+    return r < n ? r : p - 1 - r;
+  }
+  }
+  return -1;
+}
 
 /* Parse string option `opt` ("constant", "edge", "reflect", "symmetric";
  * "replicate" = edge as torch names it).  Errors name the option. */

@@ -208,27 +208,6 @@ void nn_resize_rows(const nn_axis *a, const double *src, int64_t ss,
   }
 }
 
-double nn_label_vote(const double *lab, const double *coef, int k,
-                     bool strict)
-{
-  double best = 0.0;
-  bool found = false;
-  for (int i = 0; i < k; i++) {
-    bool seen = false;
-    for (int j = 0; j < i && !seen; j++) seen = lab[j] == lab[i];
-    if (seen) continue;
-    double t = 0.0;
-    for (int j = i; j < k; j++)
-      if (lab[j] == lab[i]) t += coef[j];
-    bool pass = strict ? rint(t) > 0.5 : t >= 0.5;
-    if (pass && (!found || lab[i] > best)) {
-      best = lab[i];
-      found = true;
-    }
-  }
-  return best;
-}
-
 bool nn_minmax(const double *v, int64_t n, double *lo, double *hi)
 {
   double a = INFINITY, b = -INFINITY;

@@ -4,7 +4,10 @@
 #ifndef LM_RESAMPLE_NNUNET_KERNELS_H
 #define LM_RESAMPLE_NNUNET_KERNELS_H
 #include <stdbool.h>
+#include <math.h>
 #include <stdint.h>
+
+#include "xf_hd.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -56,9 +59,28 @@ void nn_spline3_prefilter(double *c, int64_t n);
  * labels lab[k] with their interpolation weights coef[k] (in scipy's corner
  * order); each label's one-hot value is the sum of its corners' weights,
  * and the result is the largest label whose value passes (>= 0.5, or with
- * `strict` rint(value) > 0.5 as nnU-Net's order_z path), else 0. */
-double nn_label_vote(const double *lab, const double *coef, int k,
-                     bool strict);
+ * `strict` rint(value) > 0.5 as nnU-Net's order_z path), else 0.  The CUDA
+ * kernel calls it too (sums of two or more terms: no contraction). */
+XF_HD static inline double nn_label_vote(const double *lab, const double *coef, int k,
+                                         bool strict)
+{
+  double best = 0.0;
+  bool found = false;
+  for (int i = 0; i < k; i++) {
+    bool seen = false;
+    for (int j = 0; j < i && !seen; j++) seen = lab[j] == lab[i];
+    if (seen) continue;
+    double t = 0.0;
+    for (int j = i; j < k; j++)
+      if (lab[j] == lab[i]) t += coef[j];
+    bool pass = strict ? rint(t) > 0.5 : t >= 0.5;
+    if (pass && (!found || lab[i] > best)) {
+      best = lab[i];
+      found = true;
+    }
+  }
+  return best;
+}
 
 /* Min and max over n values ignoring NaN (skimage's clip bounds); false if
  * every value is NaN. */

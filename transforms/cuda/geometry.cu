@@ -57,30 +57,6 @@ extern "C" int lmc_orientation(lm_op_ctx *ctx)
 
 /* ---- crops and pads ---------------------------------------------------- */
 
-/* Source index of box position i on an axis of n voxels, -1 for the
- * constant: numpy.pad's modes, as crop_box.c's pad_index (reflect and
- * symmetric repeat periodically for pads wider than the axis). */
-LMC_HD int64_t pad_index(int64_t i, int64_t n, int mode)
-{
-  if (i >= 0 && i < n) return i;
-  if (n == 0) return -1;
-  switch (mode) {
-  case XF_PAD_EDGE: return i < 0 ? 0 : n - 1;
-  case XF_PAD_REFLECT: {
-    if (n == 1) return 0;
-    int64_t p = 2 * (n - 1), r = i % p;
-    if (r < 0) r += p;
-    return r < n ? r : p - r;
-  }
-  case XF_PAD_SYMMETRIC: {
-    int64_t p = 2 * n, r = i % p;
-    if (r < 0) r += p;
-    return r < n ? r : p - 1 - r;
-  }
-  default: return -1;
-  }
-}
-
 struct box_args {
   int nd, mode;
   int64_t shape[LM_MAX_DIMS];      /* box (output) shape */
@@ -100,7 +76,7 @@ template <typename T> struct box_kernel {
     int64_t off = 0;
     for (int k = 0; k < a.nd; k++) {
       int64_t i = a.shape[k] > 1 ? o / a.out_stride[k] % a.shape[k] : 0;
-      int64_t si = pad_index(i + a.start[k], a.in_n[k], a.mode);
+      int64_t si = xf_pad_index(i + a.start[k], a.in_n[k], (xf_pad_mode)a.mode);
       if (si < 0) {
         out[o] = fill;
         return;

@@ -127,27 +127,6 @@ struct nn_apply_kernel {
   }
 };
 
-/* nn_label_vote */
-LMC_HD double nn_vote(const double *lab, const double *coef, int k, bool strict)
-{
-  double best = 0.0;
-  bool found = false;
-  for (int i = 0; i < k; i++) {
-    bool seen = false;
-    for (int j = 0; j < i && !seen; j++) seen = lab[j] == lab[i];
-    if (seen) continue;
-    double t = 0.0;
-    for (int j = i; j < k; j++)
-      if (lab[j] == lab[i]) t = lmc_dadd(t, coef[j]);
-    bool pass = strict ? nearbyint(t) > 0.5 : t >= 0.5;
-    if (pass && (!found || lab[i] > best)) {
-      best = lab[i];
-      found = true;
-    }
-  }
-  return best;
-}
-
 /* The label vote over the corners of up to three axes: axes listed slowest
  * first (scipy's corner walk over nnU-Net's C-order array); coef =
  * 1.0 * w_slowest * ... * w_fastest.  Axes not resampled have naxes < 3. */
@@ -177,7 +156,7 @@ struct nn_vote_kernel {
           lab[k] = src[j[0] + j[1] * sb.st(1) + j[2] * sb.st(2)];
           coef[k++] = c;
         }
-    dst[o] = nn_vote(lab, coef, k, false);
+    dst[o] = nn_label_vote(lab, coef, k, false);
   }
 };
 
@@ -288,7 +267,7 @@ struct nn_across_kernel {
     const double *w = az.w + 2 * oz;
     if (is_label) {
       double lab[2] = {s0, s1};
-      dst[o] = nn_vote(lab, w, 2, true);
+      dst[o] = nn_label_vote(lab, w, 2, true);
     } else {
       dst[o] = lmc_dadd(lmc_dadd(0.0, lmc_dmul(s0, w[0])), lmc_dmul(s1, w[1]));
     }
