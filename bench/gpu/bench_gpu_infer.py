@@ -24,7 +24,6 @@ issue asks >= 1.2 for lumen float16), and the label agreement lumen vs PyTorch.
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,39 +34,16 @@ import torch
 here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.dirname(os.path.dirname(here))
 sys.path.insert(0, here)
+import bench_common  # noqa: E402
+from bench_common import lumen_run  # noqa: E402,F401 (bench_gpu_pipeline imports it from here)
 from onnx_torch import OnnxModule  # noqa: E402
 
 ROI, OVERLAP, BATCH = (96, 96, 96), 0.25, 4
 
 
 def parse_args(argv):
-    o = {"runs": 5, "model": os.path.join(root, "out", "gpu", "monai_unet.onnx"), "shape": (512, 512, 200),
-         "out": None}
-    rest = []
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        if a in ("--runs", "--model", "--shape", "--out"):
-            v = argv[i + 1]
-            o[a[2:]] = int(v) if a == "--runs" else tuple(int(s) for s in v.split(",")) if a == "--shape" else v
-            i += 2
-        else:
-            rest.append(a)
-            i += 1
-    o["build"] = os.path.abspath(rest[0] if rest else os.path.join(root, "build-release"))
-    return o
-
-
-def lumen_run(lumen, script, *args):
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(script)
-    try:
-        r = subprocess.run([lumen, "run", f.name] + [str(a) for a in args], capture_output=True, text=True)
-    finally:
-        os.unlink(f.name)
-    if r.returncode != 0:
-        raise RuntimeError("lumen failed: " + (r.stderr.strip() or r.stdout.strip())[-3000:])
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return bench_common.parse_args(argv, {"runs": 5, "model": os.path.join(root, "out", "gpu", "monai_unet.onnx"),
+                                          "shape": (512, 512, 200), "out": None})
 
 
 LUA_PHANTOM = r"""

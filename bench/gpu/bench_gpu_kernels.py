@@ -18,23 +18,12 @@ import sys
 
 here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.dirname(os.path.dirname(here))
+sys.path.insert(0, here)
+import bench_common  # noqa: E402
 
 
 def parse_args(argv):
-    o = {"runs": 20, "shape": (512, 512, 200), "out": None}
-    rest = []
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        if a in ("--runs", "--shape", "--out"):
-            v = argv[i + 1]
-            o[a[2:]] = int(v) if a == "--runs" else tuple(int(s) for s in v.split(",")) if a == "--shape" else v
-            i += 2
-        else:
-            rest.append(a)
-            i += 1
-    o["build"] = os.path.abspath(rest[0] if rest else os.path.join(root, "build-release"))
-    return o
+    return bench_common.parse_args(argv, {"runs": 20, "shape": (512, 512, 200), "out": None})
 
 
 def peak_bandwidth():

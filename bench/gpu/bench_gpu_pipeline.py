@@ -19,8 +19,6 @@ split (load / GPU work / save), the ratio PyTorch / lumen (issue 5 asks >= 3), l
 """
 import json
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +31,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.dirname(os.path.dirname(here))
 sys.path.insert(0, here)
 from bench_gpu_infer import BATCH, OVERLAP, ROI, lumen_run, torch_sliding_window  # noqa: E402
+import bench_common  # noqa: E402
 from onnx_torch import OnnxModule  # noqa: E402
 
 LUA_INPUT = r"""
@@ -44,21 +43,8 @@ print('{}')
 
 
 def parse_args(argv):
-    o = {"runs": 3, "model": os.path.join(root, "out", "gpu", "monai_unet.onnx"), "shape": (512, 512, 200),
-         "out": None}
-    rest = []
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        if a in ("--runs", "--model", "--shape", "--out"):
-            v = argv[i + 1]
-            o[a[2:]] = int(v) if a == "--runs" else tuple(int(s) for s in v.split(",")) if a == "--shape" else v
-            i += 2
-        else:
-            rest.append(a)
-            i += 1
-    o["build"] = os.path.abspath(rest[0] if rest else os.path.join(root, "build-release"))
-    return o
+    return bench_common.parse_args(argv, {"runs": 3, "model": os.path.join(root, "out", "gpu", "monai_unet.onnx"),
+                                          "shape": (512, 512, 200), "out": None})
 
 
 def torch_case(nib, net, path, out_path):
